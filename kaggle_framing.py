@@ -1,0 +1,137 @@
+"""The contract shared by `tracker/` (run time) and `train/` (offline).
+
+Keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping and
+the similarity fits that move points between an image and the crop. NumPy only, so both sides (and
+the benchmarks) can import it cheaply.
+
+The framing is the mean shape of the 2140 fully labelled rows of Kaggle's training.csv
+(`../shared/data/kaggle/training_labels.csv`), mirrored (pixel i -> 95 - i) and averaged so that a horizontal flip maps
+the framing onto itself. `tests/test_kaggle_framing.py` recomputes it from that file.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CROP_SIZE = 96
+
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
+)
+NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+# The 30 Kaggle CSV columns: name_x, name_y for each keypoint, in order.
+COLUMNS: tuple[str, ...] = tuple(f"{n}_{axis}" for n in KEYPOINT_NAMES for axis in "xy")
+
+
+def _mirror_name(name: str) -> str:
+    if name.startswith("left_") or name.startswith("mouth_left"):
+        return name.replace("left", "right")
+    return name.replace("right", "left")
+
+
+# FLIP_PERMUTATION[i] is the keypoint that point i becomes in a horizontally mirrored image
+# (Kaggle's "left" is the subject's left: mirroring the image swaps left and right).
+FLIP_PERMUTATION: tuple[int, ...] = tuple(KEYPOINT_NAMES.index(_mirror_name(n)) for n in KEYPOINT_NAMES)
+
+# Mean of the 2140 complete Kaggle rows, symmetrised about x = 47.5 (see module docstring).
+MEAN_SHAPE = np.array(
+    [
+        [65.791, 36.953], [29.209, 36.953], [58.835, 37.888], [73.025, 37.837],
+        [36.165, 37.888], [21.975, 37.837], [55.938, 29.318], [79.428, 30.055],
+        [39.062, 29.318], [15.572, 30.055], [47.500, 57.254], [62.726, 76.011],
+        [32.274, 76.011], [47.500, 72.681], [47.500, 82.630],
+    ],
+    dtype=np.float32,
+)
+OUTER_EYE_CORNERS = (KEYPOINT_NAMES.index("left_eye_outer_corner"), KEYPOINT_NAMES.index("right_eye_outer_corner"))
+
+# iBUG-68 (0-based) -> Kaggle-15: each Kaggle point is the mean of these iBUG points.
+IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
+    (42, 43, 44, 45, 46, 47), (36, 37, 38, 39, 40, 41), (42,), (45,), (39,), (36,),
+    (22,), (26,), (21,), (17,), (30,), (54,), (48,), (51,), (57,),
+)
+
+# Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
+# (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.
+BOX_CENTER = (0.5, 0.55)
+BOX_SCALE = 1.25
+
+
+def mean_shape_from_labels(labels: np.ndarray) -> np.ndarray:
+    """Symmetrised mean shape (15 x 2) of the complete rows of an (N, 30) Kaggle label array."""
+    complete = labels[~np.isnan(labels).any(axis=1)].reshape(-1, NUM_KEYPOINTS, 2)
+    mean = complete.mean(axis=0)
+    mirrored = mean[list(FLIP_PERMUTATION)].copy()
+    mirrored[:, 0] = (CROP_SIZE - 1) - mirrored[:, 0]  # pixel i mirrors to W - 1 - i
+    return ((mean + mirrored) / 2).astype(np.float32)
+
+
+def kaggle_from_ibug68(points68: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) iBUG points -> (..., 15, 2) Kaggle points."""
+    return np.stack([points68[..., list(idx), :].mean(axis=-2) for idx in IBUG68_TO_KAGGLE], axis=-2)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> np.ndarray:
+    """Least-squares 2x3 transform taking `src` points (K x 2) onto `dst` (K x 2).
+
+    With `rotation` it is a full similarity (Umeyama); without, only scale and shift, which is how
+    the Kaggle images are framed (upright faces, never de-rotated). NaN rows in `src` are ignored.
+    """
+    ok = ~np.isnan(src).any(axis=1)
+    src, dst = src[ok].astype(np.float64), dst[ok].astype(np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    var = (s**2).sum()
+    if rotation:
+        a = (s * d).sum() / var  # scale * cos
+        b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / var  # scale * sin
+    else:
+        a, b = np.sqrt((d**2).sum() / var), 0.0
+    linear = np.array([[a, -b], [b, a]])
+    shift = dst_mean - linear @ src_mean
+    return np.hstack([linear, shift[:, None]]).astype(np.float32)
+
+
+def framing_transform(points: np.ndarray, rotation: bool = False) -> np.ndarray:
+    """2x3 transform from image coordinates to the 96x96 Kaggle crop that frames these 15 points."""
+    return fit_similarity(points, MEAN_SHAPE, rotation=rotation)
+
+
+def framing_from_box(x: float, y: float, w: float, h: float) -> np.ndarray:
+    """2x3 transform from image coordinates to the Kaggle crop for a Haar face box."""
+    side = BOX_SCALE * w
+    scale = CROP_SIZE / side
+    cx, cy = x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h
+    return np.array(
+        [[scale, 0.0, CROP_SIZE / 2 - scale * cx], [0.0, scale, CROP_SIZE / 2 - scale * cy]], dtype=np.float32
+    )
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine transform to (..., 2) points."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine transform."""
+    linear = np.linalg.inv(matrix[:, :2].astype(np.float64))
+    return np.hstack([linear, -linear @ matrix[:, 2:].astype(np.float64)]).astype(np.float32)
+
+
+def interocular(points: np.ndarray) -> np.ndarray:
+    """Outer-eye-corner distance of (..., 15, 2) points: the normaliser of NME."""
+    a, b = OUTER_EYE_CORNERS
+    return np.linalg.norm(points[..., a, :] - points[..., b, :], axis=-1)

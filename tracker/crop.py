@@ -1,0 +1,34 @@
+"""Cut the Kaggle-framed face crop out of a gray frame (used at run time and to build training crops)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kaggle_framing import CROP_SIZE
+
+
+def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """`size` x `size` uint8 crop through the 2x3 image->crop `matrix`.
+
+    A face much larger than the crop is first halved with `cv2.pyrDown` (low-pass, then decimate)
+    until the remaining scale is above 1/2, so that small crops of big faces are not aliased.
+    Pixels outside the frame repeat the border, as a detector box cut at the frame edge would.
+    """
+    matrix = matrix.astype(np.float64)
+    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    if scale < 0.5:
+        # Only the region the crop can see is decimated: keep the hot path cheap on big frames.
+        inverse = cv2.invertAffineTransform(matrix)
+        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+        mapped = corners @ inverse[:, :2].T + inverse[:, 2]
+        h, w = gray.shape[:2]
+        x0, y0 = np.clip(np.floor(mapped.min(axis=0)).astype(int) - 4, 0, [w - 1, h - 1])
+        x1, y1 = np.clip(np.ceil(mapped.max(axis=0)).astype(int) + 4, [x0 + 1, y0 + 1], [w, h])
+        gray = gray[y0:y1, x0:x1]
+        matrix = matrix.copy()
+        matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
+        while scale < 0.5 and min(gray.shape[:2]) >= 4:
+            gray = cv2.pyrDown(gray)
+            matrix[:, :2] *= 2.0  # the same crop pixel now comes from half the coordinate
+            scale *= 2.0
+    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,73 @@
+"""`python -m train <command>`: fit, evaluate, export, submit. See `python -m train <command> -h`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from train.data import DataError
+from train.engine import TrainingError
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kaggle", metavar="CSV", help="Kaggle training.csv (30 keypoint columns with gaps + Image)")
+    p.add_argument("--ytf68", metavar="DIR", help="folder with keypoints68.csv and images/ (iBUG 68 points)")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="share of identities held out (default 0.15)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the identity split (default 0)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="train the cascade")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--centre-noise", type=float, default=1.5, help="sd (px) of noise on level-2 centres in training")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: augment in the main process)")
+    p.add_argument("--output-dir", default="runs/cascade")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from this checkpoint.pth")
+    p.add_argument("--export", metavar="PT", help="also write the TorchScript file here when done")
+
+    p = sub.add_parser("evaluate", help="RMSE and NME of a checkpoint or TorchScript file")
+    p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")
+    add_data_args(p)
+    p.add_argument("--jitter", action="store_true", help="also score detector-like framing jitter (scale sd 8%%, shift sd 3 px)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = sub.add_parser("export", help="checkpoint -> TorchScript file")
+    p.add_argument("checkpoint")
+    p.add_argument("output", nargs="?", default="weights/cascade.pt")
+
+    p = sub.add_parser("submit", help="Kaggle submission from test.csv and IdLookupTable.csv")
+    p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")
+    p.add_argument("--test", required=True, metavar="CSV")
+    p.add_argument("--lookup", required=True, metavar="CSV", help="IdLookupTable.csv")
+    p.add_argument("--output", default="submission.csv")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from train import commands  # heavy imports after argument errors have had their say
+
+    try:
+        return getattr(commands, args.command)(args)
+    except (DataError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

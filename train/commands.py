@@ -1,0 +1,110 @@
+"""The `python -m train` commands; each takes the parsed arguments and returns an exit status."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES
+from tracker.weights import WeightsError, export_cascade, load_cascade
+from train.augment import jitter_canvases
+from train.data import CANVAS_MARGIN, DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
+from train.engine import (
+    TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
+    stack_eval,
+)
+
+
+def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
+    """Train and validation faces of every source given; each source is split by identity."""
+    sources = [(args.ytf68, ytf68_faces), (args.kaggle, kaggle_faces)]
+    if not any(path for path, _ in sources):
+        raise DataError("no data: give --ytf68 DIR and/or --kaggle training.csv")
+    train, val = [], []
+    for path, read in sources:
+        if path:
+            faces = read(path)
+            t, v = split_by_group(faces.groups, args.val_fraction, args.split_seed)
+            train.append(faces.subset(t))
+            val.append(faces.subset(v))
+    return Faces.concat(train), Faces.concat(val)
+
+
+def load_any(path: str, device: torch.device) -> torch.nn.Module:
+    """A training checkpoint (.pth) or an exported TorchScript cascade."""
+    try:
+        return load_cascade(path, device)
+    except WeightsError:
+        if not Path(path).is_file():
+            raise
+    try:
+        return model_from_checkpoint(load_checkpoint(path)).to(device)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise TrainingError(f"{path}: neither a cascade TorchScript file nor a training checkpoint") from e
+
+
+def fit(args: argparse.Namespace) -> int:
+    train, val = load_split(args)
+    print(f"{len(train)} training faces, {len(val)} validation faces ({len(np.unique(val.groups))} held-out groups)")
+    checkpoint = fit_loop(args, train, val)
+    if args.export:
+        export_cascade(model_from_checkpoint(load_checkpoint(checkpoint)), args.export)
+        print(f"wrote {args.export}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    model = load_any(args.weights, device)
+    _, val = load_split(args)
+    if len(val) == 0:
+        raise DataError("the validation split is empty (raise --val-fraction)")
+    images, targets = stack_eval(val)
+    report = {"exact framing": evaluate_faces(model, images, targets, device)}
+    if args.jitter:
+        canvases, points = jitter_canvases(torch.from_numpy(val.canvases), torch.from_numpy(val.keypoints), 0.08, 3.0, seed=0)
+        jittered = Faces(canvases.numpy(), points.numpy(), val.groups)
+        report["jittered framing (scale sd 8%, shift sd 3 px)"] = evaluate_faces(model, *stack_eval(jittered), device)
+    print(f"{len(val)} faces of {len(np.unique(val.groups))} held-out groups")
+    for title, m in report.items():
+        line = f"{title}: RMSE {m['rmse']:.3f} px, NME {m['nme']:.4f}"
+        if "l1_rmse" in m:
+            line += f" (level 1 alone: RMSE {m['l1_rmse']:.3f} px, NME {m['l1_nme']:.4f})"
+        print(line)
+    print("per keypoint RMSE (px): " + ", ".join(f"{n} {report['exact framing'][f'rmse_{n}']:.2f}" for n in KEYPOINT_NAMES))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    export_cascade(model_from_checkpoint(load_checkpoint(args.checkpoint)), args.output)
+    load_cascade(args.output)  # prove the file meets the contract before saying so
+    print(f"wrote {args.output}")
+    return 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    model = load_any(args.weights, device)
+    images, _, ids = read_kaggle_csv(args.test)
+    x = torch.from_numpy(images).float().div(255).unsqueeze(1)
+    pred = np.clip(predict(model, x, device), 0, CROP_SIZE).reshape(len(ids), -1)
+    table = pd.DataFrame(pred, columns=list(COLUMNS))
+    table.insert(0, "ImageId", [int(i) for i in ids])
+    try:
+        lookup = pd.read_csv(args.lookup)
+    except (OSError, pd.errors.ParserError) as e:
+        raise DataError(f"{args.lookup}: cannot read ({str(e).splitlines()[0]})") from None
+    missing = {"RowId", "ImageId", "FeatureName"} - set(lookup.columns)
+    if missing:
+        raise DataError(f"{args.lookup}: not an IdLookupTable (missing {', '.join(sorted(missing))})")
+    long = table.melt(id_vars="ImageId", var_name="FeatureName", value_name="Location")
+    merged = lookup[["RowId", "ImageId", "FeatureName"]].merge(long, on=["ImageId", "FeatureName"], how="left")
+    if merged["Location"].isna().any():
+        row = merged[merged["Location"].isna()].iloc[0]
+        raise DataError(f"{args.lookup}: RowId {row.RowId} asks for image {row.ImageId} / {row.FeatureName}, not in {args.test}")
+    merged[["RowId", "Location"]].to_csv(args.output, index=False)
+    print(f"wrote {args.output} ({len(merged)} rows)")
+    return 0

@@ -1,0 +1,174 @@
+"""Training data: the Kaggle CSV files, 68-point folders like ytf68, the identity split and the
+dataset that serves augmented 96x96 crops.
+
+Every face is stored once as a uint8 *canvas*: the Kaggle crop with a CANVAS_MARGIN border of
+context, so that rotation, scale and shift augmentation never reaches past real pixels.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from kaggle_framing import COLUMNS, CROP_SIZE, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
+from tracker.crop import warp_crop
+
+CANVAS_MARGIN = 16
+CANVAS = CROP_SIZE + 2 * CANVAS_MARGIN
+KAGGLE_PIXELS = CROP_SIZE * CROP_SIZE
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file (and line) and the problem."""
+
+
+@dataclass
+class Faces:
+    """Faces framed on canvases: `canvases` (N, CANVAS, CANVAS) uint8, `keypoints` (N, 15, 2) canvas
+    pixels with NaN where a label is missing, `groups` (N,) identity (or row) of each face."""
+
+    canvases: np.ndarray
+    keypoints: np.ndarray
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.canvases)
+
+    def subset(self, index: np.ndarray) -> "Faces":
+        return Faces(self.canvases[index], self.keypoints[index], self.groups[index])
+
+    @staticmethod
+    def concat(parts: list["Faces"]) -> "Faces":
+        return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("canvases", "keypoints", "groups")))
+
+
+def parse_image(text: str, where: str) -> np.ndarray:
+    """A Kaggle `Image` field (9216 space-separated 0-255 values) -> (96, 96) uint8."""
+    try:
+        values = np.array(text.split(), dtype=np.float32)
+    except ValueError:
+        raise DataError(f"{where}: Image has a value that is not a number") from None
+    if values.size != KAGGLE_PIXELS:
+        raise DataError(f"{where}: Image has {values.size} pixels, expected {KAGGLE_PIXELS} (96 x 96)")
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{where}: Image has pixel values outside 0-255")
+    return values.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE)
+
+
+def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a Kaggle `training.csv` or `test.csv`.
+
+    Returns images (N, 96, 96) uint8, keypoints (N, 15, 2) crop pixels with NaN for gaps (all NaN
+    for test.csv, which has no labels) and the `ImageId` of each row (the row number if absent).
+    Raises DataError naming the line for a malformed row.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(newline="")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    images, keypoints, ids = [], [], []
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or "Image" not in header:
+            raise DataError(f"{path}: not a Kaggle keypoints CSV (no 'Image' column in the header)")
+        image_col = header.index("Image")
+        label_cols = [header.index(c) if c in header else None for c in COLUMNS]
+        id_col = header.index("ImageId") if "ImageId" in header else None
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{where}: {len(row)} fields, expected {len(header)} (truncated or malformed row)")
+            images.append(parse_image(row[image_col], where))
+            try:
+                values = [float(row[c]) if c is not None and row[c].strip() else np.nan for c in label_cols]
+            except ValueError:
+                raise DataError(f"{where}: a keypoint value is not a number") from None
+            keypoints.append(values)
+            ids.append(row[id_col] if id_col is not None else str(len(ids) + 1))
+    if not images:
+        raise DataError(f"{path}: no rows")
+    return np.stack(images), np.array(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2), ids
+
+
+def kaggle_faces(path: str | Path) -> Faces:
+    """Kaggle training rows on canvases (the 96x96 image padded by repeating its border)."""
+    images, keypoints, ids = read_kaggle_csv(path)
+    m = CANVAS_MARGIN
+    canvases = np.stack([cv2.copyMakeBorder(i, m, m, m, m, cv2.BORDER_REPLICATE) for i in images])
+    # Kaggle rows carry no identity: each row is its own group.
+    return Faces(canvases, keypoints + m, np.array([f"kaggle:{i}" for i in ids]))
+
+
+def read_keypoints68(root: str | Path) -> pd.DataFrame:
+    """`keypoints68.csv` of a 68-point folder, checked: image, identity, x0, y0 .. x67, y67."""
+    path = Path(root) / "keypoints68.csv"
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
+    expected = ["image", "identity"] + [f"{a}{i}" for i in range(68) for a in "xy"]
+    missing = [c for c in expected if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    coords = table[expected[2:]].apply(pd.to_numeric, errors="coerce")
+    bad = coords.isna().any(axis=1).to_numpy()
+    if bad.any():
+        raise DataError(f"{path}:{int(np.argmax(bad)) + 2}: a keypoint value is missing or not a number")
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    return table
+
+
+def ytf68_faces(root: str | Path) -> Faces:
+    """Faces of a 68-point folder, mapped to the 15 Kaggle points and framed like the Kaggle data
+    (scale and shift onto the Kaggle mean shape, as `kaggle_framing.framing_transform`)."""
+    root = Path(root)
+    table = read_keypoints68(root)
+    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    canvases, keypoints = [], []
+    for name, pts in zip(table["image"], points):
+        gray = cv2.imread(str(root / "images" / name), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise DataError(f"{root / 'images' / name}: missing or not an image")
+        matrix = framing_transform(pts)
+        matrix[:, 2] += CANVAS_MARGIN
+        canvases.append(warp_crop(gray, matrix, CANVAS))
+        keypoints.append(pts @ matrix[:, :2].T + matrix[:, 2])
+    return Faces(np.stack(canvases), np.array(keypoints, dtype=np.float32), table["identity"].astype(str).to_numpy())
+
+
+def split_by_group(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices, with every group (identity) wholly on one side."""
+    names = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    val_names = rng.choice(names, size=int(round(val_fraction * len(names))), replace=False)
+    is_val = np.isin(groups, val_names)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+class KeypointDataset(Dataset):
+    """(1, 96, 96) float crop in [0, 1] and (15, 2) keypoints in crop pixels (NaN = unlabelled)."""
+
+    def __init__(self, faces: Faces, transform) -> None:
+        self.faces = faces
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = tv_tensors.Image(torch.from_numpy(self.faces.canvases[i])[None])
+        points = tv_tensors.KeyPoints(torch.from_numpy(self.faces.keypoints[i]), canvas_size=(CANVAS, CANVAS))
+        image, points = self.transform(image, points)
+        return image.as_subclass(torch.Tensor), points.as_subclass(torch.Tensor)

@@ -1,0 +1,191 @@
+"""The training loop, evaluation and checkpoints."""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from train.augment import eval_transform, train_transform
+from train.data import DataError, Faces, KeypointDataset
+from train.metrics import keypoint_metrics, masked_l1
+from train.model import CascadeCNN
+
+CHECKPOINT = "checkpoint.pth"
+METRICS = "metrics.csv"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, unusable checkpoint); the message says why."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: CUDA is not available here (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def loader(faces: Faces, train: bool, batch_size: int, workers: int, seed: int = 0) -> DataLoader:
+    dataset = KeypointDataset(faces, train_transform() if train else eval_transform())
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(faces) > batch_size,
+        num_workers=workers, generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
+            level1_only: bool = False) -> np.ndarray:
+    """(N, 1, 96, 96) float images -> (N, 15, 2) predictions, for an eager CascadeCNN or TorchScript."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device)
+        out.append((model.coarse(x) if level1_only else model(x)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def evaluate_faces(model: torch.nn.Module, images: torch.Tensor, targets: np.ndarray, device: torch.device) -> dict:
+    """Metrics of the full cascade, plus level 1 alone (`l1_` keys) where the model exposes it."""
+    model.eval()
+    metrics = keypoint_metrics(predict(model, images, device), targets)
+    if hasattr(model, "coarse"):
+        coarse = keypoint_metrics(predict(model, images, device, level1_only=True), targets)
+        metrics.update({f"l1_{k}": v for k, v in coarse.items() if k in ("rmse", "nme")})
+    return metrics
+
+
+def stack_eval(faces: Faces) -> tuple[torch.Tensor, np.ndarray]:
+    """All faces of a split as one (N, 1, 96, 96) tensor and (N, 15, 2) targets (no augmentation)."""
+    items = [KeypointDataset(faces, eval_transform())[i] for i in range(len(faces))]
+    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items]).numpy()
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """Write atomically: a crash or full disk mid-write never leaves a half checkpoint behind."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise TrainingError(f"{path}: checkpoint not found") from None
+    except Exception as e:  # torch raises many types for damaged files
+        raise TrainingError(f"{path}: not a readable checkpoint ({type(e).__name__}); delete it or point --resume elsewhere") from None
+
+
+def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
+    model = CascadeCNN(**checkpoint.get("model_args", {}))
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
+    """Train the cascade; one checkpoint and one metrics row per epoch in args.output_dir."""
+    if len(train_faces) == 0:
+        raise DataError("the training split is empty (no faces left after the identity split)")
+    device = pick_device(args.device)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    model = CascadeCNN().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, len(train_faces) // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.05
+    )
+    start_epoch = 0
+    if args.resume:
+        checkpoint = load_checkpoint(args.resume)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        start_epoch = checkpoint["epoch"] + 1
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        np.random.set_state(checkpoint["rng"]["numpy"])
+        random.setstate(checkpoint["rng"]["python"])
+    val_images, val_targets = stack_eval(val_faces) if len(val_faces) else (None, None)
+
+    for epoch in range(start_epoch, args.epochs):
+        # Everything random in an epoch derives from (seed, epoch): resuming replays it exactly.
+        torch.manual_seed(args.seed * 100_003 + epoch)
+        model.train()
+        total, count, t0 = 0.0, 0, time.time()
+        batches = loader(train_faces, True, args.batch_size, args.workers, seed=args.seed * 100_003 + epoch)
+        for images, targets in tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None):
+            images, targets = images.to(device), targets.to(device)
+            coarse = model.coarse(images)
+            # Level 2 learns to correct level-1 errors as large as they are on unseen faces, not
+            # only the small ones left on the training set: jitter its centres.
+            centres = coarse.detach() + args.centre_noise * torch.randn_like(coarse)
+            fine = model.refine(images, centres)
+            loss = masked_l1(coarse, targets) + masked_l1(fine, targets)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"epoch {epoch + 1}: loss is {loss.item()}; stopped without saving (lower --lr or check the data)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(images)
+            count += len(images)
+        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0],
+               "seconds": round(time.time() - t0, 1)}
+        if val_images is not None:
+            metrics = evaluate_faces(model, val_images, val_targets, device)
+            row.update({k: metrics[k] for k in ("rmse", "nme", "l1_rmse", "l1_nme")})
+        append_metrics(out / METRICS, row, restart=epoch == 0)
+        save_checkpoint(
+            out / CHECKPOINT, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), epoch=epoch, args=vars(args),
+            rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        )
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        plot_metrics(out / METRICS, out / "curves.png")
+    return out / CHECKPOINT
+
+
+def append_metrics(path: Path, row: dict, restart: bool) -> None:
+    new = restart or not path.exists()
+    with path.open("w" if new else "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def plot_metrics(metrics_csv: Path, png: Path) -> None:
+    """Loss and validation RMSE per epoch, as a PNG beside the metrics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(metrics_csv)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(table["epoch"], table["train_loss"])
+    a.set(xlabel="epoch", ylabel="train loss (L1, px, both levels)", yscale="log")
+    for column, label in (("l1_rmse", "level 1"), ("rmse", "cascade")):
+        if column in table and table[column].notna().any():
+            b.plot(table["epoch"], table[column], label=label)
+    b.set(xlabel="epoch", ylabel="validation RMSE (px at 96x96)")
+    b.grid(alpha=0.3)
+    if b.lines:
+        b.legend()
+        b.set_ylim(0, min(8.0, 1.2 * math.ceil(np.nanmax(table[["rmse"]].to_numpy()))))
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

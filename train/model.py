@@ -1,0 +1,108 @@
+"""The cascaded CNN: level 1 regresses 15 points from the whole 96x96 crop, level 2 refines each
+point from a small patch cut around its level-1 estimate.
+
+Both levels live in one module so that one TorchScript file holds the whole cascade. Everything
+here is plain torch (no torchvision ops), as the weights contract requires.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kaggle_framing import CROP_SIZE, MEAN_SHAPE, NUM_KEYPOINTS
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU (the norm folds into the conv at export)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class Level1(nn.Module):
+    """Whole-face CNN on the crop at half resolution (finding the face's points needs no more):
+    (N, 1, 96, 96) -> (N, 15, 2) offsets from the mean shape, in units of 48 px."""
+
+    def __init__(self, width: int = 32, dropout: float = 0.1) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.AvgPool2d(2),  # 48x48
+            conv_bn(1, w // 2, stride=2),  # 24x24
+            conv_bn(w // 2, w, stride=2),  # 12x12
+            conv_bn(w, w),
+            conv_bn(w, 2 * w, stride=2),  # 6x6
+            conv_bn(2 * w, 2 * w),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 36, 128), nn.ReLU(inplace=True),
+            nn.Linear(128, 2 * NUM_KEYPOINTS),
+        )
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).view(x.shape[0], -1, 2)
+
+
+class Level2(nn.Module):
+    """Patch refiner at full resolution: one small CNN shared by the 15 patches, one linear head per
+    keypoint. (N * 15, 1, P, P) patches -> (N, 15, 2) corrections in pixels."""
+
+    def __init__(self, patch: int = 20, width: int = 16, features: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(
+            conv_bn(1, w // 2),
+            conv_bn(w // 2, w, stride=2),  # P/2
+            conv_bn(w, 2 * w, stride=2),  # P/4
+            nn.Flatten(),
+            nn.Linear(2 * w * ((patch + 3) // 4) ** 2, features),
+            nn.ReLU(inplace=True),
+        )
+        # Per-keypoint heads as one (15, F, 2) weight: a left eye corner and a mouth corner need
+        # different readouts of the same features.
+        self.head_weight = nn.Parameter(torch.zeros(NUM_KEYPOINTS, features, 2))
+        self.head_bias = nn.Parameter(torch.zeros(NUM_KEYPOINTS, 2))
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        k, f = self.head_weight.shape[0], self.head_weight.shape[1]
+        features = self.trunk(patches).view(-1, k, f)  # (N, 15, F)
+        return torch.einsum("nkf,kfo->nko", features, self.head_weight) + self.head_bias
+
+
+class CascadeCNN(nn.Module):
+    """(N, 1, 96, 96) crops in [0, 1] -> (N, 15, 2) keypoints in crop pixels, Kaggle order."""
+
+    def __init__(self, patch: int = 20, width1: int = 32, width2: int = 16) -> None:
+        super().__init__()
+        self.patch = patch
+        self.num_keypoints = NUM_KEYPOINTS
+        self.crop_size = CROP_SIZE
+        self.level1 = Level1(width1)
+        self.level2 = Level2(patch, width2)
+        self.register_buffer("mean_shape", torch.from_numpy(MEAN_SHAPE.copy()))
+        # Patch sampling offsets in pixels, (P, P, 2) as (x, y), centred on the keypoint.
+        r = torch.arange(patch, dtype=torch.float32) - (patch - 1) / 2
+        yy, xx = torch.meshgrid(r, r, indexing="ij")
+        self.register_buffer("patch_offsets", torch.stack([xx, yy], dim=-1))
+
+    def coarse(self, x: torch.Tensor) -> torch.Tensor:
+        """Level 1 alone: (N, 15, 2) crop pixels."""
+        return self.mean_shape + self.level1(x - 0.5) * (self.crop_size / 2)
+
+    def patches(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Bilinear (N * 15, 1, P, P) patches of `x` centred on `centres` (N, 15, 2) pixels."""
+        n, k, p = x.shape[0], self.num_keypoints, self.patch
+        pixels = centres.view(n, k, 1, 1, 2) + self.patch_offsets  # (N, 15, P, P, 2)
+        grid = (2 * pixels + 1) / self.crop_size - 1  # pixel centres -> [-1, 1], align_corners=False
+        sampled = F.grid_sample(x, grid.view(n, k * p, p, 2), align_corners=False, padding_mode="border")
+        return sampled.view(n * k, 1, p, p)
+
+    def refine(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Level 2: centres plus the patch CNN's corrections."""
+        return centres + self.level2(self.patches(x - 0.5, centres))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.refine(x, self.coarse(x))
