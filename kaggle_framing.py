@@ -66,8 +66,8 @@ IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
 
 # Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
 # (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.
-BOX_CENTER = (0.5, 0.55)
-BOX_SCALE = 1.25
+BOX_CENTER = (0.514, 0.509)
+BOX_SCALE = 1.003
 
 
 def mean_shape_from_labels(labels: np.ndarray) -> np.ndarray:

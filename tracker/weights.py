@@ -7,6 +7,7 @@ the Kaggle framing; output float32 (N, 15, 2) crop pixels in Kaggle keypoint ord
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ import torch
 from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, NUM_KEYPOINTS
 
 EXTRA_FILE = "keypoints.json"
+
+# TorchScript is the weights format by contract; its deprecation notices are noise to our users.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
 
 
 class WeightsError(RuntimeError):

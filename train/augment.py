@@ -33,7 +33,8 @@ def train_transform(rotation: float = 20.0, scale: float = 0.16, shift_px: float
         [
             MirrorWithSwap(),
             v2.RandomAffine(
-                degrees=rotation, translate=(shift_px / CROP_SIZE, shift_px / CROP_SIZE), scale=(1 - scale, 1 + scale)
+                degrees=rotation, translate=(shift_px / CROP_SIZE, shift_px / CROP_SIZE), scale=(1 - scale, 1 + scale),
+                interpolation=v2.InterpolationMode.BILINEAR,  # as the tracker's crops; the default is nearest
             ),
             v2.CenterCrop(CROP_SIZE),
             v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.5)], p=0.8),
@@ -57,6 +58,6 @@ def jitter_canvases(canvases: torch.Tensor, keypoints: torch.Tensor, scale_sd: f
         s = float(1 + scale_sd * torch.randn((), generator=g))
         dx, dy = (shift_sd * torch.randn(2, generator=g)).tolist()
         kwargs = dict(angle=0.0, translate=[dx, dy], scale=s, shear=[0.0, 0.0])
-        out_images.append(v2.functional.affine(image[None], **kwargs)[0])
+        out_images.append(v2.functional.affine(image[None], **kwargs, interpolation=v2.InterpolationMode.BILINEAR)[0])
         out_points.append(v2.functional.affine(tv_tensors.KeyPoints(points, canvas_size=size), **kwargs))
     return torch.stack(out_images), torch.stack(out_points)

@@ -78,11 +78,16 @@ def save_checkpoint(path: Path, **state) -> None:
 
 def load_checkpoint(path: str | Path) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise TrainingError(f"{path}: checkpoint not found") from None
     except Exception as e:  # torch raises many types for damaged files
         raise TrainingError(f"{path}: not a readable checkpoint ({type(e).__name__}); delete it or point --resume elsewhere") from None
+    # torch.load also opens other files (an exported TorchScript cascade, any pickle): say so here
+    # rather than fail later with a KeyError or TypeError.
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise TrainingError(f"{path}: not a training checkpoint (written by `python -m train fit`)")
+    return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
@@ -108,6 +113,16 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
     start_epoch = 0
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
+        # The one-cycle schedule is fixed by --epochs, --batch-size and the data: another length
+        # cannot continue it (OneCycleLR would fail mid-epoch with a ValueError).
+        saved_steps = checkpoint.get("scheduler", {}).get("total_steps")
+        if saved_steps != scheduler.total_steps:
+            saved = checkpoint.get("args", {})
+            raise TrainingError(
+                f"{args.resume}: made for a schedule of {saved_steps} steps (--epochs {saved.get('epochs')} "
+                f"--batch-size {saved.get('batch_size')}), this run has {scheduler.total_steps}; resume with the "
+                "same --epochs, --batch-size and data"
+            )
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Real-time facial keypoint tracker: 15 smoothed keypoints on every face.
+
+    python run_tracker.py --camera 0
+    python run_tracker.py --video clip.mp4 --output annotated.mp4 --csv keypoints.csv --no-display
+    python run_tracker.py --image photos/ --output annotated/ --csv keypoints.csv
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
+    src.add_argument("--video", metavar="PATH", help="a video file")
+    src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images")
+    ap.add_argument("--output", metavar="PATH", help="annotated video, image, or folder (for a folder of images)")
+    ap.add_argument("--csv", metavar="PATH", help="keypoints CSV: source,frame,face,x,y,w,h + 30 Kaggle columns")
+    ap.add_argument("--no-display", action="store_true", help="run headless (no window)")
+    ap.add_argument("--weights", default="weights/cascade.pt", help="TorchScript cascade (default weights/cascade.pt)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    ap.add_argument("--no-smooth", action="store_true", help="raw points, no One Euro smoothing")
+    ap.add_argument("--max-faces", type=int, default=10, metavar="N", help="most faces tracked at once (default 10)")
+    ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
+    args = ap.parse_args(argv)
+    if args.max_faces < 1:
+        ap.error("--max-faces must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        from tracker.app import run  # torch and OpenCV load after the arguments are known to be good
+    except ImportError as e:
+        print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""`python -m train` end to end on tiny data (in-process through train.__main__.main, for speed)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES
+from train import engine
+from train.__main__ import main
+from train.engine import load_checkpoint, model_from_checkpoint
+
+OUTPUTS = ("checkpoint.pth", "metrics.csv", "curves.png")
+
+
+def check_run(output_dir, epochs: int) -> pd.DataFrame:
+    for name in OUTPUTS:
+        assert (output_dir / name).is_file(), name
+    assert cv2.imread(str(output_dir / "curves.png")) is not None
+    metrics = pd.read_csv(output_dir / "metrics.csv")
+    assert metrics["epoch"].tolist() == list(range(1, epochs + 1))
+    assert np.isfinite(metrics[["train_loss", "rmse", "l1_rmse"]].to_numpy()).all()
+    checkpoint = load_checkpoint(output_dir / "checkpoint.pth")
+    assert checkpoint["epoch"] == epochs - 1
+    return metrics
+
+
+def error_line(capsys) -> str:
+    """The one `error: ...` line the CLI printed on stderr (and no traceback). Library warnings may
+    precede it when pytest's warning capture is off."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error:") for line in lines) == 1, err
+    return lines[-1]
+
+
+def test_fit_on_kaggle_csv(kaggle_run):
+    assert kaggle_run.rc == 0
+    assert "14 training faces, 2 validation faces" in kaggle_run.stdout
+    check_run(kaggle_run.output_dir, epochs=1)
+
+
+def test_masked_loss_trains_through_label_gaps(kaggle_run):
+    # Most fixture rows have gaps (4-keypoint rows and others); NaN targets must not reach the loss.
+    labels = kaggle_run.data.labels
+    assert np.isnan(labels).any(axis=1).sum() > len(labels) / 3
+    metrics = pd.read_csv(kaggle_run.output_dir / "metrics.csv")
+    assert np.isfinite(metrics["train_loss"]).all() and (metrics["train_loss"] > 0).all()
+    model = model_from_checkpoint(load_checkpoint(kaggle_run.checkpoint))
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
+def test_fit_on_ytf68_folder(ytf68_small, tmp_path, fit_args, capsys):
+    out = tmp_path / "run"
+    assert main(fit_args(ytf68_small, out, 1, "--ytf68")) == 0
+    assert "9 training faces, 3 validation faces (1 held-out groups)" in capsys.readouterr().out
+    check_run(out, epochs=1)
+
+
+def state_dicts_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_resume_replays_an_interrupted_run(kaggle_training, tmp_path, fit_args, monkeypatch):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(fit_args(kaggle_training.path, straight, 2)) == 0
+
+    # The same 2-epoch run, interrupted (Ctrl-C) once its first epoch is saved ...
+    plot = engine.plot_metrics
+
+    def plot_then_interrupt(*args, **kwargs):
+        plot(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "plot_metrics", plot_then_interrupt)
+    assert main(fit_args(kaggle_training.path, resumed, 2)) == 130
+    assert load_checkpoint(resumed / "checkpoint.pth")["epoch"] == 0
+    monkeypatch.setattr(engine, "plot_metrics", plot)
+
+    # ... then resumed: ends exactly where the uninterrupted run ended.
+    assert main(fit_args(kaggle_training.path, resumed, 2, "--kaggle", "--resume", str(resumed / "checkpoint.pth"))) == 0
+    a, b = load_checkpoint(straight / "checkpoint.pth"), load_checkpoint(resumed / "checkpoint.pth")
+    assert a["epoch"] == b["epoch"] == 1
+    state_dicts_equal(a["model"], b["model"])
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        state_dicts_equal(sa, sb)
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    ma, mb = check_run(straight, 2), check_run(resumed, 2)
+    columns = ["epoch", "train_loss", "lr", "rmse", "nme", "l1_rmse", "l1_nme"]
+    pd.testing.assert_frame_equal(ma[columns], mb[columns], rtol=1e-6)
+
+
+def test_resume_with_a_longer_schedule_is_a_clean_error(kaggle_run, tmp_path, fit_args, capsys):
+    # The checkpoint finished a 1-epoch one-cycle schedule; it cannot be stretched to 2 epochs.
+    argv = fit_args(kaggle_run.data.path, tmp_path / "more", 2, "--kaggle", "--resume", str(kaggle_run.checkpoint))
+    assert main(argv) == 1
+    message = error_line(capsys)
+    assert "--epochs 1" in message and "same --epochs" in message
+
+
+def test_resume_from_a_corrupt_checkpoint(kaggle_training, tmp_path, fit_args, capsys):
+    bad = tmp_path / "checkpoint.pth"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 20)
+    assert main(fit_args(kaggle_training.path, tmp_path / "run", 1, "--kaggle", "--resume", str(bad))) == 1
+    message = error_line(capsys)
+    assert str(bad) in message and "not a readable checkpoint" in message
+    assert not (tmp_path / "run" / "checkpoint.pth").exists()
+
+
+def test_resume_from_a_truncated_checkpoint(kaggle_run, tmp_path, fit_args, capsys):
+    data = kaggle_run.checkpoint.read_bytes()
+    bad = tmp_path / "checkpoint.pth"
+    bad.write_bytes(data[: len(data) // 2])
+    assert main(fit_args(kaggle_run.data.path, tmp_path / "run", 1, "--kaggle", "--resume", str(bad))) == 1
+    assert "not a readable checkpoint" in error_line(capsys)
+
+
+def test_resume_from_a_torchscript_file(kaggle_run, tmp_path, fit_args, capsys):
+    pt = tmp_path / "cascade.pt"
+    assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
+    capsys.readouterr()
+    assert main(fit_args(kaggle_run.data.path, tmp_path / "run", 1, "--kaggle", "--resume", str(pt))) == 1
+    assert "not a training checkpoint" in error_line(capsys)
+
+
+@pytest.mark.parametrize("cut", ["labels", "image"])
+def test_truncated_kaggle_row(kaggle_training, tmp_path, fit_args, capsys, cut):
+    # A download cut short in the last row (line 17: header + 16 rows).
+    text = kaggle_training.path.read_text()
+    lines = text.splitlines(keepends=True)
+    assert len(lines) == 17
+    last = lines[-1]
+    keep = last.index(",", 10) if cut == "labels" else len(last) - 2000
+    kaggle_training.path.write_text("".join(lines[:-1]) + last[:keep])
+    assert main(fit_args(kaggle_training.path, tmp_path / "run", 1)) == 1
+    message = error_line(capsys)
+    assert f"{kaggle_training.path}:17:" in message
+    assert ("fields, expected 31" if cut == "labels" else "pixels, expected 9216") in message
+
+
+def test_missing_data_is_a_clean_error(tmp_path, capsys):
+    assert main(["fit", "--kaggle", str(tmp_path / "nope.csv"), "--output-dir", str(tmp_path / "run")]) == 1
+    assert "nope.csv" in error_line(capsys)
+    assert main(["fit", "--output-dir", str(tmp_path / "run")]) == 1
+    assert "no data" in error_line(capsys)
+
+
+SUBPROCESS_LOAD = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    try:
+        import kaggle_framing  # the project must not be needed (nor reachable) here
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the project is importable in the subprocess")
+    extra = {"keypoints.json": ""}
+    model = torch.jit.load(sys.argv[1], _extra_files=extra)
+    model.eval()
+    with torch.no_grad():
+        torch.save(model(torch.load(sys.argv[2])), sys.argv[3])
+    meta = extra["keypoints.json"]
+    print(meta.decode() if isinstance(meta, bytes) else meta)
+    """
+)
+
+
+def test_export_writes_a_standalone_torchscript_file(kaggle_run, tmp_path, capsys):
+    pt = tmp_path / "weights" / "cascade.pt"
+    assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
+    assert f"wrote {pt}" in capsys.readouterr().out
+    x = torch.rand(5, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
+    torch.save(x, tmp_path / "x.pt")
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS_LOAD, str(pt), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    meta = json.loads(done.stdout.strip().splitlines()[-1])
+    assert meta["keypoints"] == list(KEYPOINT_NAMES)
+    assert meta["output"] == [None, 15, 2]
+
+    scripted_out = torch.load(tmp_path / "y.pt")
+    eager = model_from_checkpoint(load_checkpoint(kaggle_run.checkpoint))
+    with torch.no_grad():
+        eager_out = eager(x)
+    assert scripted_out.shape == (5, 15, 2) and scripted_out.dtype == torch.float32
+    torch.testing.assert_close(scripted_out, eager_out, rtol=0, atol=1e-5)
+
+
+def test_export_of_a_non_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "x.pth"
+    bad.write_text("hello")
+    assert main(["export", str(bad), str(tmp_path / "out.pt")]) == 1
+    assert "not a readable checkpoint" in error_line(capsys)
+    assert not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.parametrize("weights", ["checkpoint", "torchscript"])
+def test_submit(kaggle_run, kaggle_test, tmp_path, capsys, weights):
+    path = kaggle_run.checkpoint
+    if weights == "torchscript":
+        path = tmp_path / "cascade.pt"
+        assert main(["export", str(kaggle_run.checkpoint), str(path)]) == 0
+    out = tmp_path / "submission.csv"
+    argv = ["submit", str(path), "--test", str(kaggle_test.test_csv), "--lookup", str(kaggle_test.lookup_csv),
+            "--output", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    assert f"({len(kaggle_test.lookup)} rows)" in capsys.readouterr().out
+    assert out.read_text().splitlines()[0] == "RowId,Location"
+    submission = pd.read_csv(out)
+    assert submission["RowId"].tolist() == kaggle_test.lookup["RowId"].tolist()
+    assert submission["Location"].between(0, CROP_SIZE).all()
+
+    # Each row holds the model's value for that image and feature.
+    model = model_from_checkpoint(load_checkpoint(kaggle_run.checkpoint))
+    with torch.no_grad():
+        pred = model(torch.from_numpy(kaggle_test.images).float().div(255)[:, None]).numpy().reshape(3, 30)
+    from kaggle_framing import COLUMNS
+
+    expected = [
+        np.clip(pred[image_id - 1, COLUMNS.index(feature)], 0, CROP_SIZE)
+        for image_id, feature in zip(kaggle_test.lookup["ImageId"], kaggle_test.lookup["FeatureName"])
+    ]
+    np.testing.assert_allclose(submission["Location"], expected, atol=1e-3)
+
+
+def test_submit_with_an_unknown_image(kaggle_run, kaggle_test, tmp_path, capsys):
+    lookup = kaggle_test.lookup.copy()
+    lookup.loc[len(lookup)] = [len(lookup) + 1, 99, "nose_tip_x", np.nan]
+    lookup.to_csv(kaggle_test.lookup_csv, index=False)
+    argv = ["submit", str(kaggle_run.checkpoint), "--test", str(kaggle_test.test_csv), "--lookup",
+            str(kaggle_test.lookup_csv), "--output", str(tmp_path / "s.csv"), "--device", "cpu"]
+    assert main(argv) == 1
+    assert "image 99" in error_line(capsys)
+
+
+def test_evaluate_prints_rmse(kaggle_run, capsys):
+    argv = ["evaluate", str(kaggle_run.checkpoint), "--kaggle", str(kaggle_run.data.path), "--device", "cpu", "--jitter"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "2 faces of 2 held-out groups" in out
+    assert "exact framing: RMSE " in out and "jittered framing" in out
+    rmse = float(out.split("exact framing: RMSE ")[1].split()[0])
+    assert np.isfinite(rmse) and rmse > 0
+    assert all(name in out for name in KEYPOINT_NAMES)

@@ -1,0 +1,125 @@
+"""The run loop behind `run_tracker.py`: a source, the Tracker, the outputs, the window."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+
+from tracker.drawing import displayable, draw_faces
+from tracker.haar_detector import DetectorError, HaarDetector
+from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink
+from tracker.sources import CameraSource, ImageSource, InputError, VideoSource, warn
+from tracker.tracker import Tracker
+from tracker.weights import WeightsError
+
+STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
+WINDOW = "facial keypoints (q or Esc quits)"
+
+
+class Stop(Exception):
+    """SIGTERM, turned into an orderly stop so outputs are closed whole."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Stop()
+
+
+def display_available() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process the whole input; returns the exit status."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    sinks: list = []
+    source = None
+    try:
+        # Cheap checks first: bad arguments or outputs fail before the model loads or a frame is read.
+        if args.camera is not None:
+            inputs: list[Path] = []
+        else:
+            inputs = [Path(args.video or args.image)]
+        for path in inputs:
+            if not path.exists():
+                raise InputError(f"{path}: no such file or folder")
+        if args.csv:
+            sinks.append(csv_sink := CsvSink(args.csv, inputs))
+        else:
+            csv_sink = None
+        detector = HaarDetector(max_side=640, min_face=0.05, min_neighbors=3) if args.image else HaarDetector()
+        tracker = Tracker(args.weights, args.device, smooth=not args.no_smooth, max_faces=args.max_faces, detector=detector)
+        if args.camera is not None:
+            source = CameraSource(args.camera)
+        elif args.video:
+            source = VideoSource(args.video)
+        else:
+            source = ImageSource(args.image)
+        image_sink = video_sink = None
+        if args.output:
+            if args.image:
+                sinks.append(image_sink := ImageSink(args.output, Path(args.image).is_dir(), inputs))
+            else:
+                sinks.append(video_sink := VideoSink(args.output, source.fps, source.size, inputs))
+        show = not args.no_display
+        if show and not display_available():
+            warn("no display here; running headless (pass --no-display to silence this)")
+            show = False
+        return _loop(args, source, tracker, csv_sink, video_sink, image_sink, show)
+    except (InputError, OutputError, WeightsError, DetectorError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        for sink in sinks:
+            sink.close()
+        if source is not None:
+            source.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show: bool) -> int:
+    timings: dict[str, float] = defaultdict(float)
+    frames = faces_found = 0
+    fps, last = 0.0, time.perf_counter()
+    draw = show or video_sink is not None or image_sink is not None
+    interrupted = False
+    try:
+        for frame in source:
+            timings["decode"] += frame.decode_ms / 1000
+            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp)
+            frames += 1
+            faces_found += len(faces)
+            now = time.perf_counter()
+            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if frames > 1 else 0.0
+            last = now
+            t = time.perf_counter()
+            canvas = draw_faces(displayable(frame.image), faces, fps if args.camera is not None or show else None) if draw else None
+            t2 = time.perf_counter()
+            timings["draw"] += t2 - t
+            if csv_sink:
+                csv_sink.write(frame.source, frame.index, faces)
+            if video_sink:
+                video_sink.write(canvas)
+            if image_sink:
+                image_sink.write(frame.source, canvas)
+            timings["write"] += time.perf_counter() - t2
+            if show:
+                cv2.imshow(WINDOW, canvas)
+                if cv2.waitKey(1 if args.image is None else 0) & 0xFF in (ord("q"), 27):
+                    break
+    except (KeyboardInterrupt, Stop):
+        interrupted = True
+        print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
+    finally:
+        if show:
+            cv2.destroyAllWindows()
+    timings.update({k: v for k, v in tracker.timings.items()})
+    print(f"{frames} frames, {faces_found} face detections", file=sys.stderr)
+    if args.profile and frames:
+        print("mean ms per frame: " + ", ".join(f"{s} {1000 * timings[s] / frames:.2f}" for s in STAGES), file=sys.stderr)
+    return 130 if interrupted else 0

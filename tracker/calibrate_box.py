@@ -1,0 +1,54 @@
+"""Calibrate the Haar box -> Kaggle framing mapping (`kaggle_framing.BOX_CENTER`, `BOX_SCALE`).
+
+    python -m tracker.calibrate_box [../shared/data/ytf68]
+
+For every labelled face the detector finds, the Kaggle crop fitted to its true points is expressed
+in units of the box (centre offset / box size, crop side / box width); the medians are the mapping,
+and the spreads say how much framing jitter a fresh detection brings (what the model must absorb).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from kaggle_framing import CROP_SIZE, framing_transform, kaggle_from_ibug68
+from tracker.haar_detector import HaarDetector
+
+
+def box_units(root: Path) -> tuple[np.ndarray, int]:
+    """(found, 3) array of (centre x / w, centre y / h, side / w) of the true framing, and the face count."""
+    from train.data import read_keypoints68  # the checked CSV reader
+
+    table = read_keypoints68(root)
+    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    detector = HaarDetector(max_side=640)
+    rows = []
+    for name, pts in zip(table["image"], points):
+        gray = cv2.imread(str(root / "images" / name), cv2.IMREAD_GRAYSCALE)
+        nose = pts[10]
+        boxes = [b for b in detector.detect(gray) if b[0] <= nose[0] <= b[0] + b[2] and b[1] <= nose[1] <= b[1] + b[3]]
+        if not boxes:
+            continue
+        x, y, w, h = boxes[0]
+        m = framing_transform(pts)
+        scale = m[0, 0]
+        cx, cy = (CROP_SIZE / 2 - m[0, 2]) / scale, (CROP_SIZE / 2 - m[1, 2]) / scale
+        rows.append(((cx - x) / w, (cy - y) / h, CROP_SIZE / scale / w))
+    return np.array(rows), len(table)
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0] if argv else "../shared/data/ytf68")
+    units, total = box_units(root)
+    median, spread = np.median(units, axis=0), units.std(axis=0)
+    print(f"{len(units)}/{total} faces found ({len(units) / total:.1%})")
+    print(f"BOX_CENTER = ({median[0]:.3f}, {median[1]:.3f})  # sd {spread[0]:.3f}, {spread[1]:.3f} of the box")
+    print(f"BOX_SCALE = {median[2]:.3f}  # sd {spread[2]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,55 @@
+"""Face boxes from a gray frame: OpenCV's Haar frontal-face cascade, run on a downscaled frame.
+
+The rest of the tracker only sees `detect(gray) -> boxes`, so another detector can replace this one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class DetectorError(RuntimeError):
+    pass
+
+
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    data = getattr(cv2, "data", None)
+    if data is None or not hasattr(cv2, "CascadeClassifier"):
+        raise DetectorError(
+            f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them): "
+            "pip install 'opencv-python>=4.10,<5' and uninstall other opencv packages"
+        )
+    path = Path(data.haarcascades) / name
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise DetectorError(f"cannot load the Haar cascade {path}")
+    return cascade
+
+
+class HaarDetector:
+    """`detect(gray)` -> (K, 4) float boxes x, y, w, h in frame pixels, largest first.
+
+    `max_side`: the frame is shrunk so its longer side is at most this before detection (speed);
+    `min_face`: smallest face side, as a fraction of the frame's shorter side.
+    """
+
+    def __init__(self, max_side: int = 320, min_face: float = 0.08, min_neighbors: int = 4) -> None:
+        self.cascade = _cascade("haarcascade_frontalface_default.xml")
+        self.max_side = max_side
+        self.min_face = min_face
+        self.min_neighbors = min_neighbors
+
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        h, w = gray.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        min_side = max(20, int(self.min_face * min(small.shape[:2])))
+        boxes = self.cascade.detectMultiScale(
+            cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+        )
+        if len(boxes) == 0:
+            return np.zeros((0, 4), np.float32)
+        boxes = np.asarray(boxes, np.float32) / scale
+        return boxes[np.argsort(-boxes[:, 2])]

@@ -1,0 +1,165 @@
+"""Where frames come from: a camera, a video file, or images (a file or a folder).
+
+Each source yields `Frame`s and raises `InputError` (one clear line) when it cannot start.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+class InputError(RuntimeError):
+    """An input that cannot be used at all; the message names it and says what to do."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int
+    timestamp: float  # seconds
+    source: str  # the file it came from (the camera index for a camera)
+    decode_ms: float = 0.0
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _check_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such {what}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable (check its permissions)")
+
+
+class VideoSource:
+    """Frames of a video file, decoded in a background thread so decoding overlaps the model.
+
+    A damaged or truncated file ends at the last frame that decodes, with a warning.
+    """
+
+    def __init__(self, path: str | Path, prefetch: int = 4) -> None:
+        self.path = Path(path)
+        _check_file(self.path, "video file")
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a folder (use --image for a folder of images)")
+        self.capture = cv2.VideoCapture(str(self.path))
+        ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok:
+            self.capture.release()
+            raise InputError(f"{self.path}: not a readable video (no frame decodes)")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if np.isfinite(fps) and 1 <= fps <= 1000 else 30.0
+        self.size = (first.shape[1], first.shape[0])
+        self.expected = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._decode, args=(first,), daemon=True)
+        self._thread.start()
+
+    def _decode(self, first: np.ndarray) -> None:
+        frame, index = first, 0
+        try:
+            while not self._stop.is_set():
+                t = time.perf_counter()
+                if index > 0:
+                    ok, frame = self.capture.read()
+                    if not ok:
+                        break
+                item = Frame(frame, index, index / self.fps, str(self.path), (time.perf_counter() - t) * 1000)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                index += 1
+        finally:
+            self._queue.put(None)
+
+    def __iter__(self) -> Iterator[Frame]:
+        count = 0
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            count += 1
+            yield item
+        if self.expected and count < self.expected - 1:
+            warn(f"{self.path}: stopped after {count} of {self.expected} frames (the rest does not decode)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.capture.release()
+
+
+class CameraSource:
+    """Live frames from a camera; if reads start failing (unplugged), the run ends cleanly."""
+
+    def __init__(self, index: int) -> None:
+        self.capture = cv2.VideoCapture(index)
+        ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok:
+            self.capture.release()
+            raise InputError(f"camera {index}: cannot open it (no camera at that index, busy, or no permission)")
+        self.index = index
+        self.first = first
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if np.isfinite(fps) and 1 <= fps <= 240 else 30.0
+        self.size = (first.shape[1], first.shape[0])
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        yield Frame(self.first, 0, 0.0, f"camera:{self.index}")
+        index = 1
+        while True:
+            t = time.perf_counter()
+            ok, image = self.capture.read()
+            if not ok:
+                warn(f"camera {self.index}: frames stopped arriving (unplugged?); finishing")
+                return
+            yield Frame(image, index, time.monotonic() - start, f"camera:{self.index}", (time.perf_counter() - t) * 1000)
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class ImageSource:
+    """One image, or every image of a folder (sorted); files that are not images are skipped."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        _check_file(self.path, "image or folder")
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not self.files:
+                raise InputError(f"{self.path}: the folder has no files")
+        else:
+            self.files = [self.path]
+        self.fps = 0.0
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.files):
+            t = time.perf_counter()
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None or image.size == 0:
+                if len(self.files) == 1:
+                    raise InputError(f"{path}: not a readable image")
+                warn(f"{path}: skipped (not a readable image)")
+                continue
+            yield Frame(image, index, 0.0, str(path), (time.perf_counter() - t) * 1000)
+
+    def close(self) -> None:
+        pass

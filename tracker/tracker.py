@@ -1,0 +1,212 @@
+"""The `Tracker`: frame + timestamp in, faces (track id, box, 15 points) out.
+
+Pipeline, as MediaPipe's face landmark graph closes its loop:
+    detect (only to find new faces) -> Kaggle framing -> batched cascade -> points in the frame
+    -> next frame's framing from these points -> One Euro smoothing.
+While a face is tracked its crop comes from its last points, not from a fresh Haar box: that is what
+keeps a still face still. The detector runs every `detect_every` frames (or when nothing is tracked)
+to find new faces and to confirm the old ones.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from kaggle_framing import (
+    BOX_CENTER, BOX_SCALE, CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_from_box, framing_transform,
+    interocular, invert_affine,
+)
+from tracker.crop import warp_crop
+from tracker.haar_detector import HaarDetector
+from tracker.keypoint_model import KeypointModel
+from tracker.one_euro import OneEuroFilter
+
+# A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
+# (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.
+MAX_SHAPE_RESIDUAL = 9.0
+SCALE_RANGE = (0.6, 1.6)
+MAX_ROLL_DEGREES = 60.0
+
+
+@dataclass
+class Face:
+    """One tracked face in one frame: `points` (15, 2) frame pixels (smoothed unless smoothing is
+    off), `raw_points` straight from the model, `box` (x, y, w, h) in the detector's framing."""
+
+    track_id: int
+    box: np.ndarray
+    points: np.ndarray
+    raw_points: np.ndarray
+
+
+@dataclass
+class _Track:
+    track_id: int
+    framing: np.ndarray  # image -> crop transform for the next frame
+    smoother: OneEuroFilter
+    misses: int = 0  # detector rounds in a row that saw no face here
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """8-bit gray from gray, BGR or BGRA frames of 8 or 16 bits (or floats in [0, 1])."""
+    if frame.dtype != np.uint8:
+        if np.issubdtype(frame.dtype, np.floating):
+            frame = np.clip(np.nan_to_num(frame) * 255, 0, 255).astype(np.uint8)
+        else:
+            frame = (frame.astype(np.float32) * (255.0 / np.iinfo(frame.dtype).max)).astype(np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+
+
+def box_from_framing(framing: np.ndarray) -> np.ndarray:
+    """The detector-style box (x, y, w, h) that a crop framing corresponds to."""
+    inverse = invert_affine(framing)
+    cx, cy = apply_affine(inverse, np.array([CROP_SIZE / 2, CROP_SIZE / 2], np.float32))
+    side = CROP_SIZE / float(np.sqrt(abs(np.linalg.det(framing[:, :2]))))
+    w = side / BOX_SCALE
+    return np.array([cx - BOX_CENTER[0] * w, cy - BOX_CENTER[1] * w, w, w], np.float32)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def looks_like_face(crop_points: np.ndarray) -> bool:
+    """Shape check of a prediction in crop pixels: close to the mean shape after a similarity fit, at
+    a plausible scale and roll. A crop that has drifted off the face fails it."""
+    if not np.isfinite(crop_points).all():
+        return False
+    m = fit_similarity(crop_points, MEAN_SHAPE, rotation=True)
+    residual = np.sqrt(((apply_affine(m, crop_points) - MEAN_SHAPE) ** 2).sum(axis=-1).mean())
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    roll = abs(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    return residual <= MAX_SHAPE_RESIDUAL and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] and roll <= MAX_ROLL_DEGREES
+
+
+class Tracker:
+    """Construct once from weights and device; call `process(frame, timestamp)` per frame.
+
+    `detect_every`: frames between detector runs while faces are tracked; `max_misses`: detector
+    rounds without a face under a track before it is dropped; `refine_passes`: extra model passes on a
+    fresh detection, each reframed from the previous points (Haar boxes frame faces loosely).
+    """
+
+    def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
+                 max_faces: int = 10, detect_every: int = 10, max_misses: int = 3, refine_passes: int = 1,
+                 detector: HaarDetector | None = None) -> None:
+        self.model = KeypointModel(weights, device)
+        self.detector = detector or HaarDetector()
+        self.smooth, self.max_faces = smooth, max_faces
+        self.detect_every, self.max_misses, self.refine_passes = detect_every, max_misses, refine_passes
+        self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
+        self.frames = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks (a new video, or unrelated images)."""
+        self.tracks: list[_Track] = []
+        self.next_id = 0
+        self.frame_index = 0
+
+    def _timed(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] += now - start
+        return now
+
+    def _predict(self, gray: np.ndarray, framings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Crop pixels (N, 15, 2) and frame pixels (N, 15, 2) of the faces under these framings."""
+        t = time.perf_counter()
+        crops = np.stack([warp_crop(gray, f) for f in framings])
+        t = self._timed("crop", t)
+        crop_points = self.model(crops)
+        self._timed("model", t)
+        frame_points = np.stack([apply_affine(invert_affine(f), p) for f, p in zip(framings, crop_points)])
+        return crop_points, frame_points
+
+    def _locate(self, gray: np.ndarray, framings: list[np.ndarray], passes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model, reframing from its own points `passes` more times."""
+        crop_points, points = self._predict(gray, framings)
+        for _ in range(passes):
+            framings = [framing_transform(p, rotation=True) for p in points]
+            crop_points, points = self._predict(gray, framings)
+        return crop_points, points
+
+    def _detect(self, gray: np.ndarray) -> None:
+        """Confirm tracks against fresh boxes; start tracks on boxes no track covers."""
+        t = time.perf_counter()
+        boxes = self.detector.detect(gray)
+        self._timed("detect", t)
+        covered = np.zeros(len(boxes), bool)
+        for track in self.tracks:
+            box = box_from_framing(track.framing)
+            overlaps = [iou(box, b) for b in boxes]
+            if overlaps and max(overlaps) >= 0.3:
+                covered[int(np.argmax(overlaps))] = True
+                track.misses = 0
+            else:
+                track.misses += 1
+        self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
+        room = self.max_faces - len(self.tracks)
+        new = [framing_from_box(*b) for b, c in zip(boxes, covered) if not c][: max(room, 0)]
+        if new:
+            # Fresh boxes frame faces loosely: refine the framing before the track starts.
+            _, points = self._locate(gray, new, self.refine_passes)
+            for p in points:
+                self.tracks.append(_Track(self.next_id, framing_transform(p, rotation=True), OneEuroFilter()))
+                self.next_id += 1
+
+    def process(self, frame: np.ndarray, timestamp: float) -> list[Face]:
+        """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate)."""
+        gray = to_gray(frame)
+        if not self.tracks or self.frame_index % self.detect_every == 0:
+            self._detect(gray)
+        self.frame_index += 1
+        self.frames += 1
+        if not self.tracks:
+            return []
+        crop_points, points = self._predict(gray, [tr.framing for tr in self.tracks])
+        t = time.perf_counter()
+        faces, kept = [], []
+        for track, crop_p, p in zip(self.tracks, crop_points, points):
+            if not looks_like_face(crop_p):
+                continue  # lost: the next detector round may find the face again
+            track.framing = framing_transform(p, rotation=True)
+            box = box_from_framing(track.framing)
+            if any(iou(box, box_from_framing(k.framing)) > 0.5 for k in kept):
+                continue  # two tracks on one face: keep the older
+            kept.append(track)
+            track.points = p
+            shown = track.smoother(p, timestamp, float(interocular(p))) if self.smooth else p
+            faces.append(Face(track.track_id, box, shown.astype(np.float32), p.astype(np.float32)))
+        self.tracks = kept
+        self._timed("smooth", t)
+        return faces
+
+    def process_image(self, image: np.ndarray) -> list[Face]:
+        """Faces of a still image: fresh detection, framing refined from the model's own points."""
+        self.reset()
+        gray = to_gray(image)
+        t = time.perf_counter()
+        boxes = self.detector.detect(gray)[: self.max_faces]
+        self._timed("detect", t)
+        self.frames += 1
+        if len(boxes) == 0:
+            return []
+        crop_points, points = self._locate(gray, [framing_from_box(*b) for b in boxes], self.refine_passes + 1)
+        faces = []
+        for i, (crop_p, p) in enumerate(zip(crop_points, points)):
+            if looks_like_face(crop_p):
+                faces.append(Face(len(faces), box_from_framing(framing_transform(p, rotation=True)), p, p))
+        return faces
