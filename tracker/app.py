@@ -30,6 +30,11 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Stop()
 
 
+def image_detector() -> HaarDetector:
+    """Still images: time is no object, so a finer, more permissive detection than for video."""
+    return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3)
+
+
 def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(csv_sink := CsvSink(args.csv, inputs))
         else:
             csv_sink = None
-        detector = HaarDetector(max_side=640, min_face=0.05, min_neighbors=3) if args.image else HaarDetector()
+        detector = image_detector() if args.image else HaarDetector()
         tracker = Tracker(args.weights, args.device, smooth=not args.no_smooth, max_faces=args.max_faces, detector=detector)
         if args.camera is not None:
             source = CameraSource(args.camera)

@@ -35,11 +35,19 @@ class HaarDetector:
     `min_face`: smallest face side, as a fraction of the frame's shorter side.
     """
 
-    def __init__(self, max_side: int = 320, min_face: float = 0.08, min_neighbors: int = 4) -> None:
+    def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4) -> None:
         self.cascade = _cascade("haarcascade_frontalface_default.xml")
         self.max_side = max_side
         self.min_face = min_face
         self.min_neighbors = min_neighbors
+
+    def contains_face(self, patch: np.ndarray, face_side: float) -> bool:
+        """Whether a face about `face_side` pixels wide is in this small upright patch (track check)."""
+        boxes = self.cascade.detectMultiScale(
+            cv2.equalizeHist(patch), scaleFactor=1.1, minNeighbors=2,
+            minSize=(int(0.7 * face_side),) * 2, maxSize=(int(1.4 * face_side),) * 2,
+        )
+        return len(boxes) > 0
 
     def detect(self, gray: np.ndarray) -> np.ndarray:
         h, w = gray.shape[:2]

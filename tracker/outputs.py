@@ -7,6 +7,7 @@ per frame, and the video container is finalised on close.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -45,8 +46,7 @@ class CsvSink:
             self.file = self.path.open("w", newline="")
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(CSV_HEADER)
+        self.file.write(",".join(CSV_HEADER) + "\n")
         self.file.flush()
 
     def write(self, source: str, frame: int, faces: list[Face]) -> None:
@@ -56,8 +56,11 @@ class CsvSink:
             [source, frame, f.track_id, *(f"{v:.1f}" for v in f.box), *(f"{v:.2f}" for v in f.points.reshape(-1))]
             for f in faces
         ]
-        # One write per frame, then flush: an interrupted run never leaves half a row behind.
-        self.writer.writerows(rows)
+        # The frame's rows go out in one write, then a flush: a Ctrl-C between frames or inside this
+        # call never leaves half a row behind.
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        self.file.write(text.getvalue())
         self.file.flush()
 
     def close(self) -> None:

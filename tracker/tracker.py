@@ -4,8 +4,11 @@ Pipeline, as MediaPipe's face landmark graph closes its loop:
     detect (only to find new faces) -> Kaggle framing -> batched cascade -> points in the frame
     -> next frame's framing from these points -> One Euro smoothing.
 While a face is tracked its crop comes from its last points, not from a fresh Haar box: that is what
-keeps a still face still. The detector runs every `detect_every` frames (or when nothing is tracked)
-to find new faces and to confirm the old ones.
+keeps a still face still. The full-frame detector runs only to find new faces (every `detect_every`
+frames, or every frame while nothing is tracked). Each track is checked every `verify_every` frames:
+the Haar cascade must still see a face of the track's size in a small upright patch cut from the
+track's own framing; a track that fails `max_misses` checks in a row, or whose points stop looking
+like a face, is dropped.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from tracker.one_euro import OneEuroFilter
 MAX_SHAPE_RESIDUAL = 9.0
 SCALE_RANGE = (0.6, 1.6)
 MAX_ROLL_DEGREES = 60.0
+# The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
+VERIFY_PATCH, VERIFY_FACE = 128, 80
 
 
 @dataclass
@@ -48,7 +53,8 @@ class _Track:
     track_id: int
     framing: np.ndarray  # image -> crop transform for the next frame
     smoother: OneEuroFilter
-    misses: int = 0  # detector rounds in a row that saw no face here
+    misses: int = 0  # face checks in a row that saw no face here
+    age: int = 0  # frames tracked
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
@@ -98,18 +104,20 @@ def looks_like_face(crop_points: np.ndarray) -> bool:
 class Tracker:
     """Construct once from weights and device; call `process(frame, timestamp)` per frame.
 
-    `detect_every`: frames between detector runs while faces are tracked; `max_misses`: detector
-    rounds without a face under a track before it is dropped; `refine_passes`: extra model passes on a
-    fresh detection, each reframed from the previous points (Haar boxes frame faces loosely).
+    `detect_every`: frames between full-frame detections while faces are tracked; `verify_every`:
+    frames between the per-track face checks; `max_misses`: failed checks in a row before a track is
+    dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
+    points (Haar boxes frame faces loosely).
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
-                 max_faces: int = 10, detect_every: int = 10, max_misses: int = 3, refine_passes: int = 1,
-                 detector: HaarDetector | None = None) -> None:
+                 max_faces: int = 10, detect_every: int = 30, verify_every: int = 5, max_misses: int = 2,
+                 refine_passes: int = 1, detector: HaarDetector | None = None) -> None:
         self.model = KeypointModel(weights, device)
         self.detector = detector or HaarDetector()
         self.smooth, self.max_faces = smooth, max_faces
-        self.detect_every, self.max_misses, self.refine_passes = detect_every, max_misses, refine_passes
+        self.detect_every, self.verify_every = detect_every, verify_every
+        self.max_misses, self.refine_passes = max_misses, refine_passes
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
         self.frames = 0
         self.reset()
@@ -125,41 +133,33 @@ class Tracker:
         self.timings[stage] += now - start
         return now
 
-    def _predict(self, gray: np.ndarray, framings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(self, gray: np.ndarray, framings: list[np.ndarray], mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Crop pixels (N, 15, 2) and frame pixels (N, 15, 2) of the faces under these framings."""
         t = time.perf_counter()
         crops = np.stack([warp_crop(gray, f) for f in framings])
         t = self._timed("crop", t)
-        crop_points = self.model(crops)
+        crop_points = self.model(crops, mirror_average=mirror)
         self._timed("model", t)
         frame_points = np.stack([apply_affine(invert_affine(f), p) for f, p in zip(framings, crop_points)])
         return crop_points, frame_points
 
-    def _locate(self, gray: np.ndarray, framings: list[np.ndarray], passes: int) -> tuple[np.ndarray, np.ndarray]:
+    def _locate(self, gray: np.ndarray, framings: list[np.ndarray], passes: int,
+                mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Run the model, reframing from its own points `passes` more times."""
-        crop_points, points = self._predict(gray, framings)
+        crop_points, points = self._predict(gray, framings, mirror)
         for _ in range(passes):
             framings = [framing_transform(p, rotation=True) for p in points]
-            crop_points, points = self._predict(gray, framings)
+            crop_points, points = self._predict(gray, framings, mirror)
         return crop_points, points
 
     def _detect(self, gray: np.ndarray) -> None:
-        """Confirm tracks against fresh boxes; start tracks on boxes no track covers."""
+        """Start tracks on fresh boxes that no track covers."""
         t = time.perf_counter()
         boxes = self.detector.detect(gray)
         self._timed("detect", t)
-        covered = np.zeros(len(boxes), bool)
-        for track in self.tracks:
-            box = box_from_framing(track.framing)
-            overlaps = [iou(box, b) for b in boxes]
-            if overlaps and max(overlaps) >= 0.3:
-                covered[int(np.argmax(overlaps))] = True
-                track.misses = 0
-            else:
-                track.misses += 1
-        self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
+        tracked = [box_from_framing(tr.framing) for tr in self.tracks]
         room = self.max_faces - len(self.tracks)
-        new = [framing_from_box(*b) for b, c in zip(boxes, covered) if not c][: max(room, 0)]
+        new = [framing_from_box(*b) for b in boxes if all(iou(b, k) < 0.3 for k in tracked)][: max(room, 0)]
         if new:
             # Fresh boxes frame faces loosely: refine the framing before the track starts.
             _, points = self._locate(gray, new, self.refine_passes)
@@ -167,9 +167,24 @@ class Tracker:
                 self.tracks.append(_Track(self.next_id, framing_transform(p, rotation=True), OneEuroFilter()))
                 self.next_id += 1
 
+    def _still_a_face(self, gray: np.ndarray, track: _Track) -> bool:
+        """The Haar check of one track, on an upright 128x128 patch where its face is 80 px wide."""
+        t = time.perf_counter()
+        to_patch = np.array([[VERIFY_FACE / CROP_SIZE, 0, 0], [0, VERIFY_FACE / CROP_SIZE, 0]], np.float32)
+        to_patch[:, 2] = VERIFY_PATCH / 2 - VERIFY_FACE / 2
+        matrix = to_patch[:, :2] @ track.framing
+        matrix[:, 2] += to_patch[:, 2]
+        found = self.detector.contains_face(warp_crop(gray, matrix, VERIFY_PATCH), VERIFY_FACE / BOX_SCALE)
+        self._timed("detect", t)
+        return found
+
     def process(self, frame: np.ndarray, timestamp: float) -> list[Face]:
         """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate)."""
         gray = to_gray(frame)
+        for track in self.tracks:
+            if track.age % self.verify_every == self.verify_every - 1:
+                track.misses = 0 if self._still_a_face(gray, track) else track.misses + 1
+        self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
         if not self.tracks or self.frame_index % self.detect_every == 0:
             self._detect(gray)
         self.frame_index += 1
@@ -188,6 +203,7 @@ class Tracker:
                 continue  # two tracks on one face: keep the older
             kept.append(track)
             track.points = p
+            track.age += 1
             shown = track.smoother(p, timestamp, float(interocular(p))) if self.smooth else p
             faces.append(Face(track.track_id, box, shown.astype(np.float32), p.astype(np.float32)))
         self.tracks = kept
@@ -204,7 +220,8 @@ class Tracker:
         self.frames += 1
         if len(boxes) == 0:
             return []
-        crop_points, points = self._locate(gray, [framing_from_box(*b) for b in boxes], self.refine_passes + 1)
+        # Time is no object for a still image: one more reframing pass, and mirrored crops averaged in.
+        crop_points, points = self._locate(gray, [framing_from_box(*b) for b in boxes], self.refine_passes + 1, mirror=True)
         faces = []
         for i, (crop_p, p) in enumerate(zip(crop_points, points)):
             if looks_like_face(crop_p):

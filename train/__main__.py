@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--ema-decay", type=float, default=0.998, help="decay of the weights' moving average (per step)")
     p.add_argument("--centre-noise", type=float, default=1.5, help="sd (px) of noise on level-2 centres in training")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)

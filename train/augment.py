@@ -27,7 +27,7 @@ class MirrorWithSwap(torch.nn.Module):
         return image, tv_tensors.wrap(points[self.permutation], like=points)
 
 
-def train_transform(rotation: float = 20.0, scale: float = 0.16, shift_px: float = 6.0) -> v2.Compose:
+def train_transform(rotation: float = 10.0, scale: float = 0.16, shift_px: float = 6.0) -> v2.Compose:
     """Mirror, detector-like jitter (rotation, scale, shift) and lighting/focus changes."""
     return v2.Compose(
         [

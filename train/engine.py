@@ -105,6 +105,11 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     model = CascadeCNN().to(device)
+    # An exponential moving average of the weights is what gets evaluated and exported: it is
+    # steadier than the last step's weights and costs nothing at inference.
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema_decay), use_buffers=True
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(train_faces) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -123,7 +128,8 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
                 f"--batch-size {saved.get('batch_size')}), this run has {scheduler.total_steps}; resume with the "
                 "same --epochs, --batch-size and data"
             )
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(checkpoint["train_model"])
+        ema.load_state_dict(checkpoint["ema"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch = checkpoint["epoch"] + 1
@@ -154,16 +160,18 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            ema.update_parameters(model)
             total += loss.item() * len(images)
             count += len(images)
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0],
                "seconds": round(time.time() - t0, 1)}
         if val_images is not None:
-            metrics = evaluate_faces(model, val_images, val_targets, device)
+            metrics = evaluate_faces(ema.module, val_images, val_targets, device)
             row.update({k: metrics[k] for k in ("rmse", "nme", "l1_rmse", "l1_nme")})
         append_metrics(out / METRICS, row, restart=epoch == 0)
         save_checkpoint(
-            out / CHECKPOINT, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            out / CHECKPOINT, model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),
+            optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), epoch=epoch, args=vars(args),
             rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         )

