@@ -253,11 +253,6 @@ def test_blurred_noise_gives_no_face(tracker):
     assert not with_faces, f"faces reported on blurred noise of seeds {with_faces}"
 
 
-@pytest.mark.xfail(
-    reason="a track outlives its face: after the face is removed (plain gray or black frame) the track is still "
-    "reported for 25 frames, until its 3rd missed detector round, its crop shrinking each frame (interocular "
-    "41 px -> 1.4 px on gray, -> 11 px on black): the model's guess on a blank crop passes looks_like_face"
-)
 def test_track_ends_when_its_face_leaves(tracker, two_faces):
     tracker.reset()
     for i in range(5):

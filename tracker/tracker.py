@@ -33,6 +33,8 @@ from tracker.one_euro import OneEuroFilter
 MAX_SHAPE_RESIDUAL = 9.0
 SCALE_RANGE = (0.6, 1.6)
 MAX_ROLL_DEGREES = 60.0
+# A crop flatter than this (sd of its gray levels) holds no face: the face has left (real faces: 30-60).
+MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
 VERIFY_PATCH, VERIFY_FACE = 128, 80
 
@@ -133,23 +135,24 @@ class Tracker:
         self.timings[stage] += now - start
         return now
 
-    def _predict(self, gray: np.ndarray, framings: list[np.ndarray], mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Crop pixels (N, 15, 2) and frame pixels (N, 15, 2) of the faces under these framings."""
+    def _predict(self, gray: np.ndarray, framings: list[np.ndarray], mirror: bool = False):
+        """Crop pixels (N, 15, 2), frame pixels (N, 15, 2) and contrast (N,) of the faces under these framings."""
         t = time.perf_counter()
         crops = np.stack([warp_crop(gray, f) for f in framings])
+        contrast = crops.reshape(len(crops), -1).std(axis=1)
         t = self._timed("crop", t)
         crop_points = self.model(crops, mirror_average=mirror)
         self._timed("model", t)
         frame_points = np.stack([apply_affine(invert_affine(f), p) for f, p in zip(framings, crop_points)])
-        return crop_points, frame_points
+        return crop_points, frame_points, contrast
 
     def _locate(self, gray: np.ndarray, framings: list[np.ndarray], passes: int,
                 mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Run the model, reframing from its own points `passes` more times."""
-        crop_points, points = self._predict(gray, framings, mirror)
+        crop_points, points, _ = self._predict(gray, framings, mirror)
         for _ in range(passes):
             framings = [framing_transform(p, rotation=True) for p in points]
-            crop_points, points = self._predict(gray, framings, mirror)
+            crop_points, points, _ = self._predict(gray, framings, mirror)
         return crop_points, points
 
     def _detect(self, gray: np.ndarray) -> None:
@@ -191,11 +194,11 @@ class Tracker:
         self.frames += 1
         if not self.tracks:
             return []
-        crop_points, points = self._predict(gray, [tr.framing for tr in self.tracks])
+        crop_points, points, contrast = self._predict(gray, [tr.framing for tr in self.tracks])
         t = time.perf_counter()
         faces, kept = [], []
-        for track, crop_p, p in zip(self.tracks, crop_points, points):
-            if not looks_like_face(crop_p):
+        for track, crop_p, p, c in zip(self.tracks, crop_points, points, contrast):
+            if c < MIN_CROP_CONTRAST or not looks_like_face(crop_p):
                 continue  # lost: the next detector round may find the face again
             track.framing = framing_transform(p, rotation=True)
             box = box_from_framing(track.framing)
