@@ -32,12 +32,17 @@ class HaarDetector:
     """`detect(gray)` -> (K, 4) float boxes x, y, w, h in frame pixels, largest first.
 
     `max_side`: the frame is shrunk so its longer side is at most this before detection (speed);
-    `min_face`: smallest face side, as a fraction of the frame's shorter side.
+    `min_face`: smallest face side, as a fraction of the frame's shorter side; `scale_step`: ratio
+    between the face sizes tried (smaller is finer and slower); `fallback`: try a second cascade when
+    the first finds nothing (for still images).
     """
 
-    def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4) -> None:
+    def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
+                 fallback: bool = False) -> None:
         self.cascade = _cascade("haarcascade_frontalface_default.xml")
-        self.max_side = max_side
+        # For still images: when the default cascade finds nothing, the alt2 cascade, more permissive.
+        self.fallback = _cascade("haarcascade_frontalface_alt2.xml") if fallback else None
+        self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
 
@@ -54,9 +59,10 @@ class HaarDetector:
         scale = min(1.0, self.max_side / max(h, w))
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
         min_side = max(20, int(self.min_face * min(small.shape[:2])))
-        boxes = self.cascade.detectMultiScale(
-            cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
-        )
+        small = cv2.equalizeHist(small)
+        boxes = self.cascade.detectMultiScale(small, self.scale_step, self.min_neighbors, minSize=(min_side, min_side))
+        if len(boxes) == 0 and self.fallback is not None:
+            boxes = self.fallback.detectMultiScale(small, 1.05, 2, minSize=(min_side, min_side))
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32)
         boxes = np.asarray(boxes, np.float32) / scale

@@ -113,7 +113,7 @@ class Tracker:
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
-                 max_faces: int = 10, detect_every: int = 30, verify_every: int = 5, max_misses: int = 2,
+                 max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
                  refine_passes: int = 1, detector: HaarDetector | None = None) -> None:
         self.model = KeypointModel(weights, device)
         self.detector = detector or HaarDetector()

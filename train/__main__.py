@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="train the cascade")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
