@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing started yet
+        print("interrupted", file=sys.stderr)
+        return 130
     return run(args)
 
 

@@ -22,8 +22,10 @@ STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"
 
 
-class Stop(Exception):
-    """SIGTERM, turned into an orderly stop so outputs are closed whole."""
+class Stop(BaseException):
+    """SIGTERM, turned into an orderly stop so outputs are closed whole. A BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on the way (the weights loader) takes it
+    for an error of its own."""
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -79,12 +81,21 @@ def run(args: argparse.Namespace) -> int:
     except (InputError, OutputError, WeightsError, DetectorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
-        for sink in sinks:
-            sink.close()
-        if source is not None:
-            source.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for sink in sinks:
+                sink.close()
+            if source is not None:
+                source.close()
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show: bool) -> int:

@@ -77,7 +77,8 @@ class VideoSink:
         self.size = size
         self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not self.writer.isOpened():
-            raise OutputError(f"{self.path}: cannot write a video there (use a .mp4 or .avi name)")
+            hint = "" if self.path.suffix.lower() in (".mp4", ".avi") else " (use a .mp4 or .avi name)"
+            raise OutputError(f"{self.path}: cannot write a video there{hint}")
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:

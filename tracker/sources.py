@@ -85,7 +85,14 @@ class VideoSource:
                         continue
                 index += 1
         finally:
-            self._queue.put(None)
+            # The end marker; once the reader has stopped (close) nobody takes it, so never block on it.
+            while True:
+                try:
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break
 
     def __iter__(self) -> Iterator[Frame]:
         count = 0
@@ -108,8 +115,14 @@ class CameraSource:
     """Live frames from a camera; if reads start failing (unplugged), the run ends cleanly."""
 
     def __init__(self, index: int) -> None:
-        self.capture = cv2.VideoCapture(index)
-        ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
+        # OpenCV logs every backend it tries on a missing camera (a dozen lines); our one line says it.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self.capture = cv2.VideoCapture(index)
+            ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not ok:
             self.capture.release()
             raise InputError(f"camera {index}: cannot open it (no camera at that index, busy, or no permission)")

@@ -55,6 +55,7 @@ class _Track:
     track_id: int
     framing: np.ndarray  # image -> crop transform for the next frame
     smoother: OneEuroFilter
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
     misses: int = 0  # face checks in a row that saw no face here
     age: int = 0  # frames tracked
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
@@ -200,8 +201,13 @@ class Tracker:
         for track, crop_p, p, c in zip(self.tracks, crop_points, points, contrast):
             if c < MIN_CROP_CONTRAST or not looks_like_face(crop_p):
                 continue  # lost: the next detector round may find the face again
-            track.framing = framing_transform(p, rotation=True)
+            if len(track.points):
+                # Frame the next crop where the face will be, not where it was: at 8 px per frame
+                # the face would otherwise sit off-centre and the points would trail it.
+                track.velocity = 0.5 * track.velocity + 0.5 * (p - track.points).mean(axis=0)
+            track.framing = framing_transform(p + track.velocity, rotation=True)
             box = box_from_framing(track.framing)
+            box[:2] -= track.velocity  # this frame's box, not the next one's
             if any(iou(box, box_from_framing(k.framing)) > 0.5 for k in kept):
                 continue  # two tracks on one face: keep the older
             kept.append(track)

@@ -46,7 +46,8 @@ def load_cascade(path: str | Path, device: torch.device | str = "cpu") -> torch.
     try:
         model = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as e:  # torch raises RuntimeError, ValueError, zipfile errors... for bad files
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        # The first sentence only: torch appends a paragraph of advice to its zip errors.
+        reason = str(e).strip().splitlines()[0].split(". ")[0][:120] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a readable TorchScript file ({reason})") from None
     if extra[EXTRA_FILE]:
         meta = json.loads(extra[EXTRA_FILE])
@@ -61,6 +62,8 @@ def load_cascade(path: str | Path, device: torch.device | str = "cpu") -> torch.
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, NUM_KEYPOINTS, 2):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise WeightsError(f"{path}: output is {shape}, expected (N, {NUM_KEYPOINTS}, 2)")
+    if not torch.isfinite(out).all():
+        raise WeightsError(f"{path}: gives NaN or infinite keypoints (damaged or diverged weights)")
     return model
 
 

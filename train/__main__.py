@@ -25,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--width1", type=int, default=32, help="level-1 base channels (cost grows with its square)")
+    p.add_argument("--width2", type=int, default=16, help="level-2 base channels")
     p.add_argument("--ema-decay", type=float, default=0.998, help="decay of the weights' moving average (per step)")
     p.add_argument("--centre-noise", type=float, default=1.5, help="sd (px) of noise on level-2 centres in training")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

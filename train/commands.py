@@ -14,7 +14,7 @@ from train.augment import jitter_canvases
 from train.data import CANVAS_MARGIN, DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
 from train.engine import (
     TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
-    stack_eval,
+    prepare_output_dir, stack_eval,
 )
 
 
@@ -23,6 +23,8 @@ def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
     sources = [(args.ytf68, ytf68_faces), (args.kaggle, kaggle_faces)]
     if not any(path for path, _ in sources):
         raise DataError("no data: give --ytf68 DIR and/or --kaggle training.csv")
+    if not 0 <= args.val_fraction <= 1:
+        raise DataError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
     train, val = [], []
     for path, read in sources:
         if path:
@@ -47,6 +49,7 @@ def load_any(path: str, device: torch.device) -> torch.nn.Module:
 
 
 def fit(args: argparse.Namespace) -> int:
+    prepare_output_dir(args.output_dir)  # an unusable output folder fails before the data loads
     train, val = load_split(args)
     print(f"{len(train)} training faces, {len(val)} validation faces ({len(np.unique(val.groups))} held-out groups)")
     checkpoint = fit_loop(args, train, val)

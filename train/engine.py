@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -99,12 +100,14 @@ def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
 def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
     """Train the cascade; one checkpoint and one metrics row per epoch in args.output_dir."""
     if len(train_faces) == 0:
-        raise DataError("the training split is empty (no faces left after the identity split)")
+        raise DataError(
+            f"the training split is empty: --val-fraction {args.val_fraction} holds out every identity (lower it)"
+        )
     device = pick_device(args.device)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(args.output_dir)
     torch.manual_seed(args.seed)
-    model = CascadeCNN().to(device)
+    model_args = {"width1": args.width1, "width2": args.width2}
+    model = CascadeCNN(**model_args).to(device)
     # An exponential moving average of the weights is what gets evaluated and exported: it is
     # steadier than the last step's weights and costs nothing at inference.
     ema = torch.optim.swa_utils.AveragedModel(
@@ -128,14 +131,22 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
                 f"--batch-size {saved.get('batch_size')}), this run has {scheduler.total_steps}; resume with the "
                 "same --epochs, --batch-size and data"
             )
-        model.load_state_dict(checkpoint["train_model"])
-        ema.load_state_dict(checkpoint["ema"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        start_epoch = checkpoint["epoch"] + 1
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        np.random.set_state(checkpoint["rng"]["numpy"])
-        random.setstate(checkpoint["rng"]["python"])
+        try:
+            model.load_state_dict(checkpoint["train_model"])
+            ema.load_state_dict(checkpoint["ema"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["scheduler"])
+            start_epoch = checkpoint["epoch"] + 1
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            np.random.set_state(checkpoint["rng"]["numpy"])
+            random.setstate(checkpoint["rng"]["python"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+            # A checkpoint with missing parts, or of another model (other widths, a damaged tensor).
+            reason = " ".join(str(e).split())[:120]
+            raise TrainingError(
+                f"{args.resume}: damaged or not from this model ({type(e).__name__}: {reason}); "
+                "delete it or point --resume elsewhere"
+            ) from None
     val_images, val_targets = stack_eval(val_faces) if len(val_faces) else (None, None)
 
     for epoch in range(start_epoch, args.epochs):
@@ -168,9 +179,17 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
         if val_images is not None:
             metrics = evaluate_faces(ema.module, val_images, val_targets, device)
             row.update({k: metrics[k] for k in ("rmse", "nme", "l1_rmse", "l1_nme")})
+        # The loss is checked before each step, not after the last one: a step that blew the weights
+        # up shows here. Such an epoch is neither recorded nor saved (the last good checkpoint stays).
+        diverged = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if diverged or not all_finite(model) or not all_finite(ema.module):
+            raise TrainingError(
+                f"epoch {epoch + 1}: the model diverged ({', '.join(diverged) or 'weights'} not finite); "
+                "stopped without saving (lower --lr or check the data)"
+            )
         append_metrics(out / METRICS, row, restart=epoch == 0)
         save_checkpoint(
-            out / CHECKPOINT, model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),
+            out / CHECKPOINT, model_args=model_args, model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),
             optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), epoch=epoch, args=vars(args),
             rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
@@ -178,6 +197,24 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         plot_metrics(out / METRICS, out / "curves.png")
     return out / CHECKPOINT
+
+
+def all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create --output-dir (checked before any data loads or an epoch runs), or say why not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise TrainingError(f"--output-dir {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingError(f"--output-dir {path}: cannot create the folder ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise TrainingError(f"--output-dir {path}: cannot write there (permission denied)")
+    return path
 
 
 def append_metrics(path: Path, row: dict, restart: bool) -> None:

@@ -1,0 +1,26 @@
+"""The tracker's stability bars on synthetic clips (benchmarks/stability.py): a still face with sensor
+noise, and the same face sliding 8 px per frame."""
+from pathlib import Path
+
+import pytest
+
+from benchmarks.stability import measure
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE = ROOT.parent / "shared/data/ytf68/images/training/Luis_Fonsi_21.jpg"
+
+
+@pytest.fixture(scope="module")
+def numbers():
+    if not FACE.exists():
+        pytest.skip("needs ../shared/data/ytf68")
+    return measure(str(ROOT / "weights/cascade.pt"), str(FACE))
+
+
+def test_smoothing_cuts_still_face_jitter_to_a_fifth(numbers):
+    assert numbers["jitter_ratio"] <= 0.20
+
+
+def test_moving_face_is_followed_without_lag(numbers):
+    assert numbers["lag_frames"] <= 1.0
+    assert numbers["followed"] >= 0.98
