@@ -3,10 +3,6 @@ repository root, headless. The video run uses the first 40 frames of cap12_edit.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.cli_helpers import Run, require, run_tracker
 from kaggle_framing import COLUMNS, KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,28 +25,7 @@ EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")
 MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
 
 
-def require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"not found: {path}")
-    return path
 
-
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-
-
-def run_tracker(*args: str | Path) -> Run:
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)  # never open a window, whatever the caller's session has
-    env.pop("WAYLAND_DISPLAY", None)
-    proc = subprocess.run(
-        [sys.executable, "run_tracker.py", *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 def error_line(run: Run) -> str:

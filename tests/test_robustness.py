@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -27,6 +26,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.cli_helpers import Run, headless_env, require, run_tracker
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,36 +38,12 @@ HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
 SHORT_FRAMES = 60
 
 
-def require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"not found: {path}")
-    return path
-
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
 
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
 
-
-def headless_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    return env
-
-
-def run_tracker(*args: str | Path) -> Run:
-    proc = subprocess.run(
-        [sys.executable, "run_tracker.py", *map(str, args)],
-        cwd=ROOT, env=headless_env(), capture_output=True, text=True, timeout=300,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 def error_line(run: Run) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli_helpers import require
 from kaggle_framing import (
     CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, framing_transform, interocular, kaggle_from_ibug68,
 )
@@ -29,11 +30,6 @@ OBAMAS = SHARED / "photos" / "obamas.jpg"
 EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")]
 MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
 
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"not found: {path}")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES
 from tracker.weights import WeightsError, export_cascade, load_cascade
 from train.augment import jitter_canvases
-from train.data import CANVAS_MARGIN, DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
+from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
 from train.engine import (
     TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
     prepare_output_dir, stack_eval,

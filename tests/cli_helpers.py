@@ -1,0 +1,42 @@
+"""What the command-line tests share: running `run_tracker.py` headless and skipping without data."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def require(path: Path) -> Path:
+    """`path`, or skip the test when the shared data it names is not here."""
+    if not path.exists():
+        pytest.skip(f"not found: {path}")
+    return path
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def headless_env() -> dict[str, str]:
+    """The caller's environment without a display: never open a window in a test."""
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def run_tracker(*args: str | Path, timeout: float = 600) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "run_tracker.py", *map(str, args)],
+        cwd=ROOT, env=headless_env(), capture_output=True, text=True, timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
