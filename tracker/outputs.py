@@ -24,11 +24,16 @@ class OutputError(RuntimeError):
     """An output that cannot be written; raised before any work is done."""
 
 
-def check_writable(path: Path, inputs: list[Path]) -> None:
-    """Fail early: the folder must exist and be writable, and the output must not be an input."""
+def refuse_input(path: Path, inputs: list[Path]) -> None:
+    """An output must never overwrite an input, however the two paths are spelled."""
     for source in inputs:
         if source.exists() and path.exists() and path.resolve() == source.resolve():
             raise OutputError(f"{path}: is also the input; choose another output path")
+
+
+def check_writable(path: Path, inputs: list[Path]) -> None:
+    """Fail early: the folder must exist and be writable, and the output must not be an input."""
+    refuse_input(path, inputs)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
@@ -95,9 +100,7 @@ class ImageSink:
     def __init__(self, path: str | Path, folder: bool, inputs: list[Path]) -> None:
         self.path, self.folder = Path(path), folder
         if folder:
-            for source in inputs:
-                if self.path.resolve() == source.resolve():
-                    raise OutputError(f"{self.path}: is the input folder; choose another output folder")
+            refuse_input(self.path, inputs)
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as e:

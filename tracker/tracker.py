@@ -122,7 +122,6 @@ class Tracker:
         self.detect_every, self.verify_every = detect_every, verify_every
         self.max_misses, self.refine_passes = max_misses, refine_passes
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
-        self.frames = 0
         self.reset()
 
     def reset(self) -> None:
@@ -192,12 +191,11 @@ class Tracker:
         if not self.tracks or self.frame_index % self.detect_every == 0:
             self._detect(gray)
         self.frame_index += 1
-        self.frames += 1
         if not self.tracks:
             return []
         crop_points, points, contrast = self._predict(gray, [tr.framing for tr in self.tracks])
         t = time.perf_counter()
-        faces, kept = [], []
+        faces, kept, kept_boxes = [], [], []
         for track, crop_p, p, c in zip(self.tracks, crop_points, points, contrast):
             if c < MIN_CROP_CONTRAST or not looks_like_face(crop_p):
                 continue  # lost: the next detector round may find the face again
@@ -208,9 +206,10 @@ class Tracker:
             track.framing = framing_transform(p + track.velocity, rotation=True)
             box = box_from_framing(track.framing)
             box[:2] -= track.velocity  # this frame's box, not the next one's
-            if any(iou(box, box_from_framing(k.framing)) > 0.5 for k in kept):
+            if any(iou(box, k) > 0.5 for k in kept_boxes):
                 continue  # two tracks on one face: keep the older
             kept.append(track)
+            kept_boxes.append(box)
             track.points = p
             track.age += 1
             shown = track.smoother(p, timestamp, float(interocular(p))) if self.smooth else p
@@ -226,13 +225,12 @@ class Tracker:
         t = time.perf_counter()
         boxes = self.detector.detect(gray)[: self.max_faces]
         self._timed("detect", t)
-        self.frames += 1
         if len(boxes) == 0:
             return []
         # Time is no object for a still image: one more reframing pass, and mirrored crops averaged in.
         crop_points, points = self._locate(gray, [framing_from_box(*b) for b in boxes], self.refine_passes + 1, mirror=True)
         faces = []
-        for i, (crop_p, p) in enumerate(zip(crop_points, points)):
+        for crop_p, p in zip(crop_points, points):
             if looks_like_face(crop_p):
                 faces.append(Face(len(faces), box_from_framing(framing_transform(p, rotation=True)), p, p))
         return faces
