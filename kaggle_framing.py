@@ -90,19 +90,23 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> n
     With `rotation` it is a full similarity (Umeyama); without, only scale and shift, which is how
     the Kaggle images are framed (upright faces, never de-rotated). NaN rows in `src` are ignored.
     """
-    ok = ~np.isnan(src).any(axis=1)
-    src, dst = src[ok].astype(np.float64), dst[ok].astype(np.float64)
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - src_mean, dst - dst_mean
-    var = (s**2).sum()
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if np.isnan(src).any():
+        ok = ~np.isnan(src).any(axis=1)
+        src, dst = src[ok], dst[ok]
+    # As complex numbers z = x + iy the fit is one division: a + ib = <s, d> / <s, s> (a = scale * cos).
+    s = src[:, 0] + 1j * src[:, 1]
+    d = dst[:, 0] + 1j * dst[:, 1]
+    s_mean, d_mean = s.mean(), d.mean()
+    s, d = s - s_mean, d - d_mean
+    var = (s.real**2 + s.imag**2).sum()
     if rotation:
-        a = (s * d).sum() / var  # scale * cos
-        b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / var  # scale * sin
+        ab = (s.conjugate() * d).sum() / var
     else:
-        a, b = np.sqrt((d**2).sum() / var), 0.0
-    linear = np.array([[a, -b], [b, a]])
-    shift = dst_mean - linear @ src_mean
-    return np.hstack([linear, shift[:, None]]).astype(np.float32)
+        ab = np.sqrt((d.real**2 + d.imag**2).sum() / var)
+    shift = d_mean - ab * s_mean
+    a, b = float(np.real(ab)), float(np.imag(ab))
+    return np.array([[a, -b, shift.real], [b, a, shift.imag]], np.float32)
 
 
 def framing_transform(points: np.ndarray, rotation: bool = False) -> np.ndarray:
@@ -127,8 +131,10 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a 2x3 affine transform."""
-    linear = np.linalg.inv(matrix[:, :2].astype(np.float64))
-    return np.hstack([linear, -linear @ matrix[:, 2:].astype(np.float64)]).astype(np.float32)
+    (a, b, tx), (c, d, ty) = np.asarray(matrix, np.float64)
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]], np.float32)
 
 
 def interocular(points: np.ndarray) -> np.ndarray:

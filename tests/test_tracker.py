@@ -18,7 +18,8 @@ from kaggle_framing import (
 )
 from tracker.crop import warp_crop
 from tracker.haar_detector import HaarDetector
-from tracker.tracker import Tracker, looks_like_face, to_gray
+from tracker.crop import to_gray
+from tracker.tracker import Tracker, looks_like_face
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -107,7 +107,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     try:
         for frame in source:
             timings["decode"] += frame.decode_ms / 1000
-            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp)
+            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.gray)
             frames += 1
             faces_found += len(faces)
             now = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Cut the Kaggle-framed face crop out of a gray frame (used at run time and to build training crops)."""
+"""Gray frames, and the Kaggle-framed face crop cut out of them (at run time and to build training crops)."""
 from __future__ import annotations
 
 import cv2
@@ -32,3 +32,17 @@ def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np
             matrix[:, :2] *= 2.0  # the same crop pixel now comes from half the coordinate
             scale *= 2.0
     return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """8-bit gray from gray, BGR or BGRA frames of 8 or 16 bits (or floats in [0, 1])."""
+    if frame.dtype != np.uint8:
+        if np.issubdtype(frame.dtype, np.floating):
+            frame = np.clip(np.nan_to_num(frame) * 255, 0, 255).astype(np.uint8)
+        else:
+            frame = (frame.astype(np.float32) * (255.0 / np.iinfo(frame.dtype).max)).astype(np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)

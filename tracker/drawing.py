@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tracker.crop import to_gray
 from tracker.tracker import Face
 
 # One colour per track id (BGR), cycled.
@@ -12,8 +13,6 @@ PALETTE = [(0, 255, 0), (0, 200, 255), (255, 128, 0), (255, 0, 255), (0, 255, 25
 
 def displayable(frame: np.ndarray) -> np.ndarray:
     """An 8-bit BGR copy of any frame (gray, BGRA, 16-bit) to draw on."""
-    from tracker.tracker import to_gray
-
     if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
         return frame.copy()
     if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 4:

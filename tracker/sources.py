@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tracker.crop import to_gray
+
 class InputError(RuntimeError):
     """An input that cannot be used at all; the message names it and says what to do."""
 
@@ -27,6 +29,7 @@ class Frame:
     timestamp: float  # seconds
     source: str  # the file it came from (the camera index for a camera)
     decode_ms: float = 0.0
+    gray: np.ndarray | None = None  # the 8-bit gray frame, where the source made it off the main thread
 
 
 def warn(message: str) -> None:
@@ -76,7 +79,8 @@ class VideoSource:
                     ok, frame = self.capture.read()
                     if not ok:
                         break
-                item = Frame(frame, index, index / self.fps, str(self.path), (time.perf_counter() - t) * 1000)
+                gray = to_gray(frame)  # here, on the decoder's core, not on the tracker's
+                item = Frame(frame, index, index / self.fps, str(self.path), (time.perf_counter() - t) * 1000, gray)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(item, timeout=0.1)

@@ -23,7 +23,7 @@ from kaggle_framing import (
     BOX_CENTER, BOX_SCALE, CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_from_box, framing_transform,
     interocular, invert_affine,
 )
-from tracker.crop import warp_crop
+from tracker.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
@@ -59,20 +59,6 @@ class _Track:
     misses: int = 0  # face checks in a row that saw no face here
     age: int = 0  # frames tracked
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-
-
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    """8-bit gray from gray, BGR or BGRA frames of 8 or 16 bits (or floats in [0, 1])."""
-    if frame.dtype != np.uint8:
-        if np.issubdtype(frame.dtype, np.floating):
-            frame = np.clip(np.nan_to_num(frame) * 255, 0, 255).astype(np.uint8)
-        else:
-            frame = (frame.astype(np.float32) * (255.0 / np.iinfo(frame.dtype).max)).astype(np.uint8)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim == 2:
-        return frame
-    return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 def box_from_framing(framing: np.ndarray) -> np.ndarray:
@@ -139,7 +125,7 @@ class Tracker:
         """Crop pixels (N, 15, 2), frame pixels (N, 15, 2) and contrast (N,) of the faces under these framings."""
         t = time.perf_counter()
         crops = np.stack([warp_crop(gray, f) for f in framings])
-        contrast = crops.reshape(len(crops), -1).std(axis=1)
+        contrast = np.array([cv2.meanStdDev(c)[1][0, 0] for c in crops])
         t = self._timed("crop", t)
         crop_points = self.model(crops, mirror_average=mirror)
         self._timed("model", t)
@@ -181,9 +167,10 @@ class Tracker:
         self._timed("detect", t)
         return found
 
-    def process(self, frame: np.ndarray, timestamp: float) -> list[Face]:
-        """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate)."""
-        gray = to_gray(frame)
+    def process(self, frame: np.ndarray, timestamp: float, gray: np.ndarray | None = None) -> list[Face]:
+        """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate); `gray`:
+        the frame already converted by `to_gray`, where the caller has it (the video decoder makes it)."""
+        gray = to_gray(frame) if gray is None else gray
         for track in self.tracks:
             if track.age % self.verify_every == self.verify_every - 1:
                 track.misses = 0 if self._still_a_face(gray, track) else track.misses + 1
