@@ -50,16 +50,19 @@ def image_errors(root: Path, rows: np.ndarray, locate) -> np.ndarray:
     errors = np.full(len(rows), np.nan)
     for i, row in enumerate(rows):
         image = cv2.imread(str(root / "images" / table["image"].iloc[row]))
-        candidates = locate(image)
-        if not candidates:
-            continue
-        gt = truth[row]
-        # The face meant is the one whose points lie nearest the labelled ones.
-        best = min(candidates, key=lambda p: np.linalg.norm(p.mean(axis=0) - gt.mean(axis=0)))
-        if np.linalg.norm(best.mean(axis=0) - gt.mean(axis=0)) > interocular(gt):
-            continue  # found another face, not this one
-        errors[i] = np.linalg.norm(best - gt, axis=-1).mean() / interocular(gt)
+        errors[i] = nme_of_best(locate(image), truth[row])
     return errors
+
+
+def nme_of_best(candidates: list[np.ndarray], gt: np.ndarray) -> float:
+    """NME of the found face meant by the (15, 2) label `gt`: the one whose points lie nearest it.
+    NaN when nothing was found, or only another face (centre further than the eye-corner distance)."""
+    if not candidates:
+        return float("nan")
+    best = min(candidates, key=lambda p: np.linalg.norm(p.mean(axis=0) - gt.mean(axis=0)))
+    if np.linalg.norm(best.mean(axis=0) - gt.mean(axis=0)) > interocular(gt):
+        return float("nan")
+    return float(np.linalg.norm(best - gt, axis=-1).mean() / interocular(gt))
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ from tracker.tracker import Tracker
 
 FPS = 30.0
 STEP = 8  # px per frame on the moving clip
+NOISE = 4.0  # sd of the sensor noise, gray levels
+SETTLE = 15  # first frames left out: the filter and the framing settle
+HOLD = 20  # still frames before the moving clip starts to move
 
 
 def face_patch(path: str, side: int = 160) -> np.ndarray:
@@ -41,6 +44,19 @@ def clip(face: np.ndarray, offsets: list[int], noise: float, seed: int = 0) -> l
     return frames
 
 
+def still_clip(face: np.ndarray, frames: int = 150) -> list[np.ndarray]:
+    return clip(face, [0] * frames, noise=NOISE)
+
+
+def moving_offsets(moves: int = 55) -> list[int]:
+    """x offset of the face per frame: HOLD still frames, then STEP px per frame."""
+    return [0] * HOLD + [STEP * i for i in range(1, moves + 1)]
+
+
+def moving_clip(face: np.ndarray, moves: int = 55) -> list[np.ndarray]:
+    return clip(face, moving_offsets(moves), noise=NOISE, seed=1)
+
+
 def track(tracker: Tracker, frames: list[np.ndarray]) -> np.ndarray:
     """(T, 15, 2) points of the first face (NaN where none)."""
     tracker.reset()
@@ -58,28 +74,37 @@ def jitter(points: np.ndarray) -> float:
     return float(np.sqrt(np.nanmean(steps**2)))
 
 
+def truth_of(still_points: np.ndarray, offsets: list[int]) -> np.ndarray:
+    """(T, 15, 2) true points of the moving clip: the still face's mean points, moved with the face."""
+    base = np.nanmean(still_points[SETTLE:], axis=0)
+    return base[None] + np.array([[dx, 0.0] for dx in offsets])[:, None, :]
+
+
+def followed(points: np.ndarray, truth: np.ndarray) -> float:
+    """Share of frames whose mean point error is under 3 frames of motion."""
+    error = np.linalg.norm(points - truth, axis=-1).mean(axis=-1)
+    return float(np.mean(np.nan_to_num(error, nan=np.inf) < 3 * STEP))
+
+
+def lag_frames(points: np.ndarray, truth: np.ndarray) -> float:
+    """How far the points trail the truth while moving, in frames (sub-frame by the motion's speed),
+    from the mean x of all points."""
+    moving = slice(HOLD + 10, None)
+    return float(np.nanmean(truth[moving, :, 0].mean(-1) - points[moving, :, 0].mean(-1)) / STEP)
+
+
 def measure(weights: str, image: str) -> dict[str, float]:
     face = face_patch(image)
     smooth, raw = Tracker(weights, "cpu", smooth=True), Tracker(weights, "cpu", smooth=False)
-    still = clip(face, [0] * 150, noise=4.0)
-    settle = 15  # let the filter and the framing settle
-    ratio = jitter(track(smooth, still)[settle:]) / jitter(track(raw, still)[settle:])
-
-    offsets = [0] * 20 + [STEP * i for i in range(1, 56)]
-    moving = clip(face, offsets, noise=4.0, seed=1)
+    still = still_clip(face)
+    raw_still = track(raw, still)
+    ratio = jitter(track(smooth, still)[SETTLE:]) / jitter(raw_still[SETTLE:])
+    offsets = moving_offsets()
+    moving = moving_clip(face)
     raw_points, smooth_points = track(raw, moving), track(smooth, moving)
-    # Truth: the still face's mean raw points, moved with the face.
-    base = np.nanmean(track(raw, still)[settle:], axis=0)
-    truth = base[None] + np.array([[dx, 0.0] for dx in offsets])[:, None, :]
-    error = np.linalg.norm(smooth_points - truth, axis=-1).mean(axis=-1)
-    followed = float(np.mean(np.nan_to_num(error, nan=np.inf) < 3 * STEP))
-    # Lag: the shift (in frames, sub-frame by the motion's speed) of the smoothed x behind the truth
-    # while moving, from the mean x of all points.
-    moving_frames = slice(30, len(offsets))
-    lag_px = np.nanmean(truth[moving_frames, :, 0].mean(-1) - smooth_points[moving_frames, :, 0].mean(-1))
-    raw_lag_px = np.nanmean(truth[moving_frames, :, 0].mean(-1) - raw_points[moving_frames, :, 0].mean(-1))
-    return {"jitter_ratio": ratio, "lag_frames": float(lag_px / STEP), "raw_lag_frames": float(raw_lag_px / STEP),
-            "followed": followed}
+    truth = truth_of(raw_still, offsets)
+    return {"jitter_ratio": ratio, "lag_frames": lag_frames(smooth_points, truth),
+            "raw_lag_frames": lag_frames(raw_points, truth), "followed": followed(smooth_points, truth)}
 
 
 def main() -> None:
