@@ -1,0 +1,72 @@
+"""Peer trackers (dlib, MediaPipe), each in its own virtual environment under `.venvs/`.
+
+Each peer is a standalone script beside this file, run with its venv's python, with the interface of
+`run_tracker.py` (`--video PATH | --image PATH_OR_DIR`, `--csv OUT`) and the same CSV columns. The
+scripts import only cv2, numpy, their library and `kaggle_framing` (NumPy only), never torch.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = ROOT / ".venvs"
+HERE = Path(__file__).resolve().parent
+# Face Mesh vertex -> Kaggle point table, chosen by `python -m benchmarks.mediapipe_mapping`.
+MEDIAPIPE_MAPPING = HERE / "mediapipe_kaggle15.json"
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str  # the venv's folder name
+    label: str  # as the page names it
+    script: Path
+    requirements: tuple[str, ...]
+    version_module: str  # whose __version__ the page reports
+
+    @property
+    def python(self) -> Path:
+        return VENVS / self.name / "bin" / "python"
+
+    def installed(self) -> bool:
+        return self.python.exists() and (VENVS / self.name / ".complete").exists()
+
+    def version(self) -> str:
+        out = subprocess.run([str(self.python), "-c", f"import {self.version_module} as m; print(m.__version__)"],
+                             capture_output=True, text=True, timeout=120)
+        return out.stdout.strip() or "?"
+
+
+# The models ship inside the packages (nothing is downloaded at run time): face_recognition_models
+# holds dlib's shape_predictor_68_face_landmarks.dat; mediapipe 0.10.21 still ships the legacy
+# `mp.solutions.face_mesh` with its tflite files, and wants numpy < 2.
+PEERS: dict[str, Peer] = {
+    "dlib": Peer("dlib", "dlib (HOG + 68-point shape predictor)", HERE / "dlib_tracker.py",
+                 ("dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "numpy", "opencv-python-headless>=4.10,<5"),
+                 "dlib"),
+    "mediapipe": Peer("mediapipe", "MediaPipe Face Mesh (478 -> 15)", HERE / "mediapipe_tracker.py",
+                      ("mediapipe==0.10.21", "numpy<2"), "mediapipe"),
+}
+
+
+def setup(peer: Peer) -> bool:
+    """Create the peer's venv and install its packages; False (with the reason printed) when it fails."""
+    folder = VENVS / peer.name
+    print(f"setting up {peer.name} in {folder} ...", flush=True)
+    (folder / ".complete").unlink(missing_ok=True)
+    venv.create(folder, with_pip=True, clear=True)
+    proc = subprocess.run([str(peer.python), "-m", "pip", "install", "-q", *peer.requirements],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"{peer.name}: pip install failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return False
+    check = subprocess.run([str(peer.python), str(peer.script), "--self-check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        print(f"{peer.name}: installed but does not run:\n{check.stderr[-2000:]}", file=sys.stderr)
+        return False
+    (folder / ".complete").write_text(" ".join(peer.requirements) + "\n")
+    print(f"{peer.name}: ready ({peer.version()})", flush=True)
+    return True
