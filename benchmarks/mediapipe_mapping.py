@@ -53,7 +53,7 @@ def mesh_points(root: Path, table: pd.DataFrame, rows: np.ndarray, work: Path) -
         (folder / f"{row:05d}.jpg").symlink_to((root / "images" / table["image"].iloc[row]).resolve())
     peer = PEERS["mediapipe"]
     mesh_csv = work / "mesh.csv"
-    subprocess.run([str(peer.python), str(peer.script), "--image", str(folder), "--mesh-csv", str(mesh_csv)],
+    subprocess.run([str(peer.python()), str(peer.script), "--image", str(folder), "--mesh-csv", str(mesh_csv)],
                    check=True, capture_output=True)
     out = np.full((len(rows), MESH_POINTS, 2), np.nan)
     where = {row: i for i, row in enumerate(rows)}

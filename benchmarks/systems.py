@@ -81,12 +81,13 @@ def read_faces(csv_path: Path) -> dict[tuple[str, int], list[np.ndarray]]:
     return faces
 
 
-def first_face_track(csv_path: Path, frames: int) -> np.ndarray:
-    """(frames, 15, 2) points of the first face of each video frame (NaN where none)."""
-    out = np.full((frames, len(COLUMNS) // 2, 2), np.nan)
+def face_track(csv_path: Path, centres: np.ndarray) -> np.ndarray:
+    """(T, 15, 2) points, per video frame, of the face whose points' mean lies nearest `centres[t]`
+    (T, 2): the face meant, where a system also reports others (NaN where it reports none)."""
+    out = np.full((len(centres), len(COLUMNS) // 2, 2), np.nan)
     for (_, index), faces in read_faces(csv_path).items():
-        if index < frames:
-            out[index] = faces[0]
+        if index < len(centres):
+            out[index] = min(faces, key=lambda p: np.linalg.norm(p.mean(axis=0) - centres[index]))
     return out
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.accuracy import nme_of_best, score
 from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
-from benchmarks.systems import first_face_track, profile_stages, read_faces
+from benchmarks.systems import face_track, profile_stages, read_faces
 from kaggle_framing import COLUMNS, MEAN_SHAPE, interocular
 from tracker.outputs import CSV_HEADER
 
@@ -50,10 +50,12 @@ def test_csv_points_score_to_the_known_error(tmp_path: Path):
     assert s["failure"] == pytest.approx(2 / 3)
 
 
-def test_first_face_track_and_profile_line(tmp_path: Path):
-    csv = write_csv(tmp_path / "v.csv", [("v.mp4", 0, MEAN_SHAPE), ("v.mp4", 2, MEAN_SHAPE + 1)])
-    track = first_face_track(csv, 3)
+def test_face_track_keeps_the_face_meant_and_profile_line(tmp_path: Path):
+    far = MEAN_SHAPE + 300  # a false detection elsewhere, listed first
+    csv = write_csv(tmp_path / "v.csv", [("v.mp4", 0, far), ("v.mp4", 0, MEAN_SHAPE), ("v.mp4", 2, MEAN_SHAPE + 1)])
+    track = face_track(csv, np.tile(MEAN_SHAPE.mean(axis=0), (3, 1)))
     assert np.allclose(track[0], MEAN_SHAPE, atol=0.01) and np.isnan(track[1]).all()
+    assert np.allclose(track[2], MEAN_SHAPE + 1, atol=0.01)
     assert profile_stages("9 frames, 9 face detections\nmean ms per frame: decode 1.50, detect 2.09, model 2.71\n") == {
         "decode": 1.5, "detect": 2.09, "model": 2.71}
     assert len(COLUMNS) == 30
