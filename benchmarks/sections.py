@@ -96,7 +96,8 @@ def speed_clip(source: Path, frames: int, work: Path) -> Path:
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     partial = path.with_name("partial-" + path.name)  # renamed when whole: a cut run leaves no half clip
     fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
     for frame in frames:
         writer.write(frame)
     writer.release()

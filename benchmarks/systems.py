@@ -42,7 +42,8 @@ def peer(name: str, venvs: Path = VENVS) -> System:
     missing = ""
     if not p.installed(venvs):
         failure = install_failure(p, venvs)
-        missing = f"could not be installed: {failure}" if failure else "not installed (run `python -m benchmarks --setup-peers`)"
+        missing = (f"could not be installed: {failure}" if failure
+                   else "not installed (run `python -m benchmarks --setup-peers`)")
     return System(name, p.label, (str(p.python(venvs)), str(p.script)), missing)
 
 

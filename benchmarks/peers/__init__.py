@@ -34,8 +34,8 @@ class Peer:
         return (venvs / self.name / ".complete").exists() and self.python(venvs).exists()
 
     def version(self, venvs: Path = VENVS) -> str:
-        out = subprocess.run([str(self.python(venvs)), "-c", f"import {self.version_module} as m; print(m.__version__)"],
-                             capture_output=True, text=True, timeout=120)
+        code = f"import {self.version_module} as m; print(m.__version__)"
+        out = subprocess.run([str(self.python(venvs)), "-c", code], capture_output=True, text=True, timeout=120)
         return out.stdout.strip() or "?"
 
 
@@ -44,7 +44,8 @@ class Peer:
 # `mp.solutions.face_mesh` with its tflite files, and wants numpy < 2.
 PEERS: dict[str, Peer] = {
     "dlib": Peer("dlib", "dlib (HOG + 68-point shape predictor)", HERE / "dlib_tracker.py",
-                 ("dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "numpy", "opencv-python-headless>=4.10,<5"),
+                 ("dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "numpy",
+                  "opencv-python-headless>=4.10,<5"),
                  "dlib"),
     "mediapipe": Peer("mediapipe", "MediaPipe Face Mesh (478 -> 15)", HERE / "mediapipe_tracker.py",
                       ("mediapipe==0.10.21", "numpy<2"), "mediapipe"),
