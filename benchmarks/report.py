@@ -117,7 +117,8 @@ def mapping_lines() -> list[str]:
     m = json.loads(MEDIAPIPE_MAPPING.read_text())
     rows = [[n, ", ".join(map(str, m["vertices"][n])), f"{m['error'][n]:.4f}",
              ", ".join(map(str, m["anatomical_guess"][n])), f"{m['anatomical_error'][n]:.4f}"] for n in KEYPOINT_NAMES]
-    return [m["how"] + f" Table: `benchmarks/peers/{MEDIAPIPE_MAPPING.name}`, made by `python -m benchmarks.mediapipe_mapping`.", "",
+    made = f" Table: `benchmarks/peers/{MEDIAPIPE_MAPPING.name}`, made by `python -m benchmarks.mediapipe_mapping`."
+    return [m["how"] + made, "",
             *table(["Kaggle point", "mesh vertices (mean)", "error", "anatomical guess", "its error"], rows)]
 
 
