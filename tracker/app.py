@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     """Process the whole input; returns the exit status."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     sinks: list = []
-    source = None
+    source = tracker = None
     try:
         # Cheap checks first: bad arguments or outputs fail before the model loads or a frame is read.
         if args.camera is not None:
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
                 sink.close()
             if source is not None:
                 source.close()
+            if tracker is not None:
+                tracker.close()
         finally:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kaggle_framing import CROP_SIZE
+from kaggle_framing import CROP_SIZE, invert_affine
 
 
 def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
@@ -18,7 +18,7 @@ def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np
     scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
     if scale < 0.5:
         # Only the region the crop can see is decimated: keep the hot path cheap on big frames.
-        inverse = cv2.invertAffineTransform(matrix)
+        inverse = invert_affine(matrix)  # numpy, not cv2: a tiny cv2 call gives up the GIL to other threads
         corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
         mapped = corners @ inverse[:, :2].T + inverse[:, 2]
         h, w = gray.shape[:2]

@@ -4,6 +4,7 @@ The rest of the tracker only sees `detect(gray) -> boxes`, so another detector c
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -45,13 +46,18 @@ class HaarDetector:
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
+        # A CascadeClassifier must not run on two threads at once (it keeps per-call buffers), and the
+        # tracker calls it from its worker thread and, with nothing tracked, from the main one.
+        self._lock = threading.Lock()
 
     def contains_face(self, patch: np.ndarray, face_side: float) -> bool:
         """Whether a face about `face_side` pixels wide is in this small upright patch (track check)."""
-        boxes = self.cascade.detectMultiScale(
-            cv2.equalizeHist(patch), scaleFactor=1.1, minNeighbors=2,
-            minSize=(int(0.7 * face_side),) * 2, maxSize=(int(1.4 * face_side),) * 2,
-        )
+        patch = cv2.equalizeHist(patch)
+        with self._lock:
+            boxes = self.cascade.detectMultiScale(
+                patch, scaleFactor=1.2, minNeighbors=2, minSize=(int(0.7 * face_side),) * 2,
+                maxSize=(int(1.4 * face_side),) * 2,
+            )
         return len(boxes) > 0
 
     def detect(self, gray: np.ndarray) -> np.ndarray:
@@ -60,9 +66,10 @@ class HaarDetector:
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
         min_side = max(20, int(self.min_face * min(small.shape[:2])))
         small = cv2.equalizeHist(small)
-        boxes = self.cascade.detectMultiScale(small, self.scale_step, self.min_neighbors, minSize=(min_side, min_side))
-        if len(boxes) == 0 and self.fallback is not None:
-            boxes = self.fallback.detectMultiScale(small, 1.05, 2, minSize=(min_side, min_side))
+        with self._lock:
+            boxes = self.cascade.detectMultiScale(small, self.scale_step, self.min_neighbors, minSize=(min_side, min_side))
+            if len(boxes) == 0 and self.fallback is not None:
+                boxes = self.fallback.detectMultiScale(small, 1.05, 2, minSize=(min_side, min_side))
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32)
         boxes = np.asarray(boxes, np.float32) / scale

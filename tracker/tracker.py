@@ -8,7 +8,8 @@ keeps a still face still. The full-frame detector runs only to find new faces (e
 frames, or every frame while nothing is tracked). Each track is checked every `verify_every` frames:
 the Haar cascade must still see a face of the track's size in a small upright patch cut from the
 track's own framing; a track that fails `max_misses` checks in a row, or whose points stop looking
-like a face, is dropped.
+like a face, is dropped. While faces are tracked, both Haar passes run on a worker thread and their
+answers arrive a few frames later (tracker/background.py); with nothing tracked, detection runs at once.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from kaggle_framing import (
     BOX_CENTER, BOX_SCALE, CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_from_box, framing_transform,
     interocular, invert_affine,
 )
+from tracker.background import BackgroundJobs
 from tracker.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
@@ -36,7 +38,7 @@ MAX_ROLL_DEGREES = 60.0
 # A crop flatter than this (sd of its gray levels) holds no face: the face has left (real faces: 30-60).
 MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
-VERIFY_PATCH, VERIFY_FACE = 128, 80
+VERIFY_PATCH, VERIFY_FACE = 96, 60
 
 
 @dataclass
@@ -96,17 +98,22 @@ class Tracker:
     `detect_every`: frames between full-frame detections while faces are tracked; `verify_every`:
     frames between the per-track face checks; `max_misses`: failed checks in a row before a track is
     dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
-    points (Haar boxes frame faces loosely).
+    points (Haar boxes frame faces loosely); `detector_lag`: while faces are tracked, the detector
+    runs on a worker thread and its answers are used this many frames later (see background.py).
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
-                 refine_passes: int = 1, detector: HaarDetector | None = None) -> None:
+                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 3) -> None:
+        if detector_lag < 1:
+            raise ValueError("detector_lag must be at least 1 frame")
         self.model = KeypointModel(weights, device)
         self.detector = detector or HaarDetector()
         self.smooth, self.max_faces = smooth, max_faces
         self.detect_every, self.verify_every = detect_every, verify_every
         self.max_misses, self.refine_passes = max_misses, refine_passes
+        self.detector_lag = detector_lag
+        self.background = BackgroundJobs()
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
         self.reset()
 
@@ -115,6 +122,11 @@ class Tracker:
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.frame_index = 0
+        self.background.clear()
+
+    def close(self) -> None:
+        """Stop the detector's worker thread."""
+        self.background.close()
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
@@ -141,11 +153,8 @@ class Tracker:
             crop_points, points, _ = self._predict(gray, framings, mirror)
         return crop_points, points
 
-    def _detect(self, gray: np.ndarray) -> None:
-        """Start tracks on fresh boxes that no track covers."""
-        t = time.perf_counter()
-        boxes = self.detector.detect(gray)
-        self._timed("detect", t)
+    def _start_tracks(self, gray: np.ndarray, boxes: np.ndarray) -> None:
+        """Start tracks on the detector's boxes that no track covers."""
         tracked = [box_from_framing(tr.framing) for tr in self.tracks]
         room = self.max_faces - len(self.tracks)
         new = [framing_from_box(*b) for b in boxes if all(iou(b, k) < 0.3 for k in tracked)][: max(room, 0)]
@@ -156,27 +165,37 @@ class Tracker:
                 self.tracks.append(_Track(self.next_id, framing_transform(p, rotation=True), OneEuroFilter()))
                 self.next_id += 1
 
-    def _still_a_face(self, gray: np.ndarray, track: _Track) -> bool:
-        """The Haar check of one track, on an upright 128x128 patch where its face is 80 px wide."""
-        t = time.perf_counter()
+    def _check_patch(self, gray: np.ndarray, track: _Track) -> np.ndarray:
+        """The upright VERIFY_PATCH square patch of a track's face, the face VERIFY_FACE px wide in it."""
         to_patch = np.array([[VERIFY_FACE / CROP_SIZE, 0, 0], [0, VERIFY_FACE / CROP_SIZE, 0]], np.float32)
         to_patch[:, 2] = VERIFY_PATCH / 2 - VERIFY_FACE / 2
         matrix = to_patch[:, :2] @ track.framing
         matrix[:, 2] += to_patch[:, 2]
-        found = self.detector.contains_face(warp_crop(gray, matrix, VERIFY_PATCH), VERIFY_FACE / BOX_SCALE)
-        self._timed("detect", t)
-        return found
+        return warp_crop(gray, matrix, VERIFY_PATCH)
 
     def process(self, frame: np.ndarray, timestamp: float, gray: np.ndarray | None = None) -> list[Face]:
         """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate); `gray`:
         the frame already converted by `to_gray`, where the caller has it (the video decoder makes it)."""
         gray = to_gray(frame) if gray is None else gray
+        due = self.frame_index + self.detector_lag
+        for job, answer, seconds in self.background.collect(self.frame_index):
+            self.timings["detect"] += seconds
+            if job == "detect":
+                self._start_tracks(gray, answer)
+            else:  # a track's face check
+                job.misses = 0 if answer else job.misses + 1
         for track in self.tracks:
             if track.age % self.verify_every == self.verify_every - 1:
-                track.misses = 0 if self._still_a_face(gray, track) else track.misses + 1
+                patch = self._check_patch(gray, track)
+                self.background.submit(due, self.detector.contains_face, patch, VERIFY_FACE / BOX_SCALE, tag=track)
         self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
-        if not self.tracks or self.frame_index % self.detect_every == 0:
-            self._detect(gray)
+        if not self.tracks:
+            t = time.perf_counter()  # nothing to follow: look for faces now, on this frame
+            boxes = self.detector.detect(gray)
+            self._timed("detect", t)
+            self._start_tracks(gray, boxes)
+        elif self.frame_index % self.detect_every == 0:
+            self.background.submit(due, self.detector.detect, gray.copy(), tag="detect")
         self.frame_index += 1
         if not self.tracks:
             return []
