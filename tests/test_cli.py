@@ -3,6 +3,7 @@ repository root, headless. The video run uses the first 40 frames of cap12_edit.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -142,6 +143,9 @@ def test_profile_prints_stage_times(video_run):
     assert len(lines) == 1, run.stderr
     for stage in ("decode", "detect", "crop", "model", "smooth", "draw", "write"):
         assert f" {stage} " in lines[0]
+    latency = re.search(r"latency, frame in hand -> drawn: mean ([\d.]+) ms, 95th percentile ([\d.]+) ms", run.stderr)
+    assert latency, run.stderr
+    assert 0 < float(latency.group(1)) <= float(latency.group(2)) < 1000
 
 
 def test_images_folder(tmp_path):

@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
@@ -106,8 +107,10 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     fps, last = 0.0, time.perf_counter()
     draw = show or video_sink is not None or image_sink is not None
     interrupted = False
+    latencies: list[float] = []  # frame in hand (a camera's grab) -> faces drawn, seconds
     try:
         for frame in source:
+            arrived = time.perf_counter()
             timings["decode"] += frame.decode_ms / 1000
             faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.gray)
             frames += 1
@@ -119,6 +122,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
             canvas = draw_faces(displayable(frame.image), faces, fps if args.camera is not None or show else None) if draw else None
             t2 = time.perf_counter()
             timings["draw"] += t2 - t
+            latencies.append(t2 - arrived)
             if csv_sink:
                 csv_sink.write(frame.source, frame.index, faces)
             if video_sink:
@@ -140,4 +144,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     print(f"{frames} frames, {faces_found} face detections", file=sys.stderr)
     if args.profile and frames:
         print("mean ms per frame: " + ", ".join(f"{s} {1000 * timings[s] / frames:.2f}" for s in STAGES), file=sys.stderr)
+        ms = 1000 * np.array(latencies)
+        print(f"latency, frame in hand -> drawn: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
+              f"max {ms.max():.2f} ms", file=sys.stderr)
     return 130 if interrupted else 0
