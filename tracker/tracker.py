@@ -104,7 +104,7 @@ class Tracker:
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
-                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 3) -> None:
+                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 10) -> None:
         if detector_lag < 1:
             raise ValueError("detector_lag must be at least 1 frame")
         self.model = KeypointModel(weights, device)
