@@ -7,6 +7,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,10 @@ def save_checkpoint(path: Path, **state) -> None:
 
 def load_checkpoint(path: str | Path) -> dict:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            # Given an exported cascade by mistake, torch.load warns and loads it; the check below says so.
+            warnings.filterwarnings("ignore", "'torch.load' received a zip file that looks like a TorchScript")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise TrainingError(f"{path}: checkpoint not found") from None
     except Exception as e:  # torch raises many types for damaged files
