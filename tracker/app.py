@@ -144,6 +144,9 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     print(f"{frames} frames, {faces_found} face detections", file=sys.stderr)
     if args.profile and frames:
         print("mean ms per frame: " + ", ".join(f"{s} {1000 * timings[s] / frames:.2f}" for s in STAGES), file=sys.stderr)
+        if not args.image:
+            print("(decoding a video file, and face detection while faces are tracked, run on other threads)",
+                  file=sys.stderr)
         ms = 1000 * np.array(latencies)
         print(f"latency, frame in hand -> drawn: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
               f"max {ms.max():.2f} ms", file=sys.stderr)
