@@ -17,8 +17,8 @@ from kaggle_framing import (
     CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, framing_transform, interocular, kaggle_from_ibug68,
 )
 from tracker.crop import warp_crop
-from tracker.haar_detector import HaarDetector
 from tracker.crop import to_gray
+from tracker.haar_detector import HaarDetector
 from tracker.tracker import Tracker, looks_like_face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,6 @@ OBAMAS = SHARED / "photos" / "obamas.jpg"
 
 EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")]
 MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
-
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +96,25 @@ def test_clip_gives_one_stable_plausible_face(tracker, clip_frames):
     assert set(ids) == {ids[0]}, f"track ids changed: {ids}"
     assert 0.05 * 400 < np.median(widths) < 0.8 * 300  # a face-sized box in a 400x300 frame
     assert np.ptp(widths) < 0.1 * np.median(widths)  # and it does not breathe
+
+
+def test_live_tracker_searches_beside_the_loop(clip_frames):
+    """From a camera, a frame with nothing tracked is answered without waiting for the full-frame
+    search: the face shows up one frame later, then the same points as a file run."""
+    frames, fps = clip_frames
+    live, file = Tracker(str(require(WEIGHTS)), "cpu", live=True), Tracker(str(require(WEIGHTS)), "cpu")
+    try:
+        assert live.process(frames[0], 0.0) == [] and len(file.process(frames[0], 0.0)) == 1
+        first = live.process(frames[1], 1 / fps)
+        assert [f.track_id for f in first] == [0]
+        check_plausible(first[0].points, first[0].box)
+        for i in range(2, 8):
+            a, b = live.process(frames[i], i / fps), file.process(frames[i], i / fps)
+            assert len(a) == len(b) == 1
+            np.testing.assert_allclose(a[0].raw_points, b[0].raw_points, atol=1.5)
+    finally:
+        live.close()
+        file.close()
 
 
 def test_reset_starts_ids_again(tracker, clip_frames):

@@ -36,6 +36,10 @@ class BackgroundJobs:
             done.append((tag, result, seconds))
         return done
 
+    def due_frames(self, tag: Any) -> list[int]:
+        """The frames at which the pending jobs with this tag will be collected."""
+        return [due for due, t, _ in self._pending if t == tag]
+
     def clear(self) -> None:
         """Drop every pending answer (the jobs still finish, unread)."""
         self._pending.clear()

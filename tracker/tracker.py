@@ -99,12 +99,16 @@ class Tracker:
     frames between the per-track face checks; `max_misses`: failed checks in a row before a track is
     dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
     points (Haar boxes frame faces loosely); `detector_lag`: while faces are tracked, the detector
-    runs on a worker thread and its answers are used this many frames later (see background.py).
+    runs on a worker thread and its answers are used this many frames later (see background.py);
+    `live`: frames come from a camera, so with nothing tracked the search for faces runs on the
+    worker too and is answered on the next frame: a frame without faces is drawn at once instead of
+    after a ~25 ms full-frame pass (a file, where every frame's faces count, keeps searching in line).
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
-                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 10) -> None:
+                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 10,
+                 live: bool = False) -> None:
         if detector_lag < 1:
             raise ValueError("detector_lag must be at least 1 frame")
         self.model = KeypointModel(weights, device)
@@ -112,7 +116,7 @@ class Tracker:
         self.smooth, self.max_faces = smooth, max_faces
         self.detect_every, self.verify_every = detect_every, verify_every
         self.max_misses, self.refine_passes = max_misses, refine_passes
-        self.detector_lag = detector_lag
+        self.detector_lag, self.live = detector_lag, live
         self.background = BackgroundJobs()
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
         self.reset()
@@ -189,7 +193,10 @@ class Tracker:
                 patch = self._check_patch(gray, track)
                 self.background.submit(due, self.detector.contains_face, patch, VERIFY_FACE / BOX_SCALE, tag=track)
         self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
-        if not self.tracks:
+        if not self.tracks and self.live:
+            if not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
+                self.background.submit(self.frame_index + 1, self.detector.detect, gray.copy(), tag="detect")
+        elif not self.tracks:
             t = time.perf_counter()  # nothing to follow: look for faces now, on this frame
             boxes = self.detector.detect(gray)
             self._timed("detect", t)
