@@ -40,3 +40,14 @@ def run_tracker(*args: str | Path, timeout: float = 600) -> Run:
         cwd=ROOT, env=headless_env(), capture_output=True, text=True, timeout=timeout,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def error_line(run: Run) -> str:
+    """The failed run's one `error: ...` line, the last thing on stderr (which may hold library
+    warnings before it); never a traceback."""
+    assert run.rc != 0, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], run.stderr
+    return errors[0]

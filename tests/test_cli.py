@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli_helpers import Run, require, run_tracker
+from tests.cli_helpers import error_line, require, run_tracker
 from kaggle_framing import COLUMNS, KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,19 +24,6 @@ HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
 
 EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")]
 MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
-
-
-
-
-
-def error_line(run: Run) -> str:
-    """The failed run's one `error: ...` line (stderr may hold library warnings too, never a traceback)."""
-    assert run.rc != 0, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], run.stderr
-    return errors[0]
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

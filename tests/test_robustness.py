@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -26,7 +28,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.cli_helpers import Run, headless_env, require, run_tracker
+from tests.cli_helpers import error_line, headless_env, require, run_tracker
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,22 +40,8 @@ HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
 SHORT_FRAMES = 60
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-
-
-
-def error_line(run: Run) -> str:
-    """The failed run's one `error: ...` line, the last thing on stderr; never a traceback."""
-    assert run.rc != 0, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], run.stderr
-    return errors[0]
 
 
 def csv_rows(path: Path) -> list[str]:
@@ -283,15 +271,23 @@ def test_output_that_is_the_input_is_refused(short_mp4, tmp_path, option):
 # Tracker CLI: SIGINT (Ctrl-C) and SIGTERM
 
 
-def popen_tracker(*args: str | Path) -> subprocess.Popen:
+@contextmanager
+def tracker_process(*args: str | Path) -> Iterator[subprocess.Popen]:
+    """`run_tracker.py` running in the background; killed on the way out if it is still running."""
     # A shell's background jobs start with SIGINT ignored, and an ignored signal survives exec: give
     # the child the default (Python then installs its KeyboardInterrupt handler), as a terminal would.
     restore = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "run_tracker.py", *map(str, args)], cwd=ROOT, env=headless_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if restore else None,
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -299,8 +295,7 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
     require(WEIGHTS)
     clip = require(CLIP)
     video, table = tmp_path / "out.mp4", tmp_path / "out.csv"
-    proc = popen_tracker("--video", clip, "--output", video, "--csv", table, "--no-display")
-    try:
+    with tracker_process("--video", clip, "--output", video, "--csv", table, "--no-display") as proc:
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
             if table.exists() and table.read_text().count("\n") > 10:  # header + 10 rows
@@ -309,10 +304,6 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
         assert proc.poll() is None, f"the run ended before the signal: {proc.stderr.read()}"
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "Traceback" not in stderr, stderr
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
@@ -337,15 +328,10 @@ def test_signal_while_starting_is_not_a_traceback(tmp_path, sig):
     """A signal while torch imports or the model loads (about the first two seconds): whenever it
     lands, the run stops without a traceback and without posing as another error."""
     require(WEIGHTS)
-    proc = popen_tracker("--video", require(CLIP), "--csv", tmp_path / "out.csv", "--no-display")  # long: still running
-    try:
+    with tracker_process("--video", require(CLIP), "--csv", tmp_path / "out.csv", "--no-display") as proc:  # long
         time.sleep(1.0)
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "Traceback" not in stderr and "error:" not in stderr, stderr
     assert proc.returncode != 0, stderr
     if proc.returncode == 130:
