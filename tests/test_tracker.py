@@ -19,6 +19,7 @@ from kaggle_framing import (
 from tracker.crop import warp_crop
 from tracker.crop import to_gray
 from tracker.haar_detector import HaarDetector
+from tracker.sources import read_frames
 from tracker.tracker import Tracker, looks_like_face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,23 +38,15 @@ def tracker() -> Tracker:
     return Tracker(str(require(WEIGHTS)), "cpu")
 
 
-def read_frames(path, count: int) -> tuple[list[np.ndarray], float]:
-    capture = cv2.VideoCapture(str(require(path)))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+def read_clip(path, count: int) -> tuple[list[np.ndarray], float]:
+    frames, fps = read_frames(require(path), count)
     assert len(frames) == count, f"{path}: only {len(frames)} frames decode"
     return frames, fps
 
 
 @pytest.fixture(scope="module")
 def clip_frames() -> tuple[list[np.ndarray], float]:
-    return read_frames(CLIP, 30)
+    return read_clip(CLIP, 30)
 
 
 def expanded(box: np.ndarray, by: float) -> np.ndarray:

@@ -4,6 +4,7 @@ Each source yields `Frame`s and raises `InputError` (one clear line) when it can
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import sys
@@ -113,6 +114,16 @@ class VideoSource:
         self._stop.set()
         self._thread.join(timeout=2)
         self.capture.release()
+
+
+def read_frames(path: str | Path, count: int) -> tuple[list[np.ndarray], float]:
+    """The first `count` frames of a video file (fewer if it is shorter) and its frame rate: clips
+    held in memory by the tests and benchmarks. Raises InputError like VideoSource."""
+    source = VideoSource(path)
+    try:
+        return [frame.image for frame in itertools.islice(source, count)], source.fps
+    finally:
+        source.close()
 
 
 class CameraSource:
