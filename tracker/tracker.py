@@ -9,7 +9,8 @@ frames, or every frame while nothing is tracked). Each track is checked every `v
 the Haar cascade must still see a face of the track's size in a small upright patch cut from the
 track's own framing; a track that fails `max_misses` checks in a row, or whose points stop looking
 like a face, is dropped. While faces are tracked, both Haar passes run on a worker thread and their
-answers arrive a few frames later (tracker/background.py); with nothing tracked, detection runs at once.
+answers arrive a few frames later (tracker/background.py); with nothing tracked, detection runs on
+the frame itself (from a camera, `live`: on the worker, answered on the next frame).
 """
 from __future__ import annotations
 
@@ -193,14 +194,14 @@ class Tracker:
                 patch = self._check_patch(gray, track)
                 self.background.submit(due, self.detector.contains_face, patch, VERIFY_FACE / BOX_SCALE, tag=track)
         self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
-        if not self.tracks and self.live:
-            if not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
+        if not self.tracks:  # nothing to follow: look for faces now
+            if not self.live:  # on this frame
+                t = time.perf_counter()
+                boxes = self.detector.detect(gray)
+                self._timed("detect", t)
+                self._start_tracks(gray, boxes)
+            elif not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
                 self.background.submit(self.frame_index + 1, self.detector.detect, gray.copy(), tag="detect")
-        elif not self.tracks:
-            t = time.perf_counter()  # nothing to follow: look for faces now, on this frame
-            boxes = self.detector.detect(gray)
-            self._timed("detect", t)
-            self._start_tracks(gray, boxes)
         elif self.frame_index % self.detect_every == 0:
             self.background.submit(due, self.detector.detect, gray.copy(), tag="detect")
         self.frame_index += 1
