@@ -14,13 +14,13 @@ import pytest
 
 from tests.cli_helpers import require
 from kaggle_framing import (
-    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, framing_transform, interocular, kaggle_from_ibug68,
+    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_transform, interocular, invert_affine,
+    kaggle_from_ibug68,
 )
-from tracker.crop import warp_crop
-from tracker.crop import to_gray
+from tracker.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.sources import read_frames
-from tracker.tracker import Tracker, looks_like_face
+from tracker.tracker import Tracker, box_from_framing, looks_like_face
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -118,6 +118,33 @@ def test_reset_starts_ids_again(tracker, clip_frames):
     again = tracker.process(frames[0], 0.0)
     assert [f.track_id for f in first] == [f.track_id for f in again] == [0]
     np.testing.assert_allclose(first[0].points, again[0].points, atol=1e-3)
+
+
+
+@pytest.mark.parametrize("size_ratio, reframed", [(1.5, True), (1 / 1.5, True), (1.1, False)])
+def test_detector_reframes_a_track_of_the_wrong_size(tracker, clip_frames, size_ratio, reframed):
+    """A detector box on a track's face, much larger or smaller than the track's own box, resets the
+    track's size (same id, no new track); a box of about the same size changes nothing."""
+    frames, _ = clip_frames
+    tracker.reset()
+    tracker.process(frames[0], 0.0)
+    (track,) = tracker.tracks
+    box = box_from_framing(track.framing)
+    seen = box.copy()
+    seen[2:] *= size_ratio
+    seen[:2] = box[:2] + box[2:] / 2 - seen[2:] / 2  # same centre
+    before = track.framing.copy()
+    tracker._use_detections(to_gray(frames[1]), np.array([seen]), [(track, box)])
+    assert [t.track_id for t in tracker.tracks] == [0]
+    after = box_from_framing(tracker.tracks[0].framing)
+    if reframed:
+        np.testing.assert_allclose(after[2], seen[2], rtol=1e-4)
+        # About the crop's centre: the frame point at the middle of the crop stays where it was.
+        middle = np.array([CROP_SIZE / 2, CROP_SIZE / 2], np.float32)
+        np.testing.assert_allclose(apply_affine(invert_affine(tracker.tracks[0].framing), middle),
+                                   apply_affine(invert_affine(before), middle), atol=1e-2)
+    else:
+        np.testing.assert_array_equal(tracker.tracks[0].framing, before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ MAX_ROLL_DEGREES = 60.0
 MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
 VERIFY_PATCH, VERIFY_FACE = 96, 60
+# A track whose face size differs from the detector's box on it by more than this factor is reframed
+# at the detector's size. Framing each crop from the last points has a failure mode: after a jolt
+# (a fast start of motion) the crop can settle zoomed in on the inner face, where the model sees a
+# face of the mean size again and keeps it there. Haar boxes vary by ~10% in size.
+MAX_SCALE_DISAGREEMENT = 1.25
 
 
 @dataclass
@@ -71,6 +76,13 @@ def box_from_framing(framing: np.ndarray) -> np.ndarray:
     side = CROP_SIZE / float(np.sqrt(abs(np.linalg.det(framing[:, :2]))))
     w = side / BOX_SCALE
     return np.array([cx - BOX_CENTER[0] * w, cy - BOX_CENTER[1] * w, w, w], np.float32)
+
+
+def rescaled(framing: np.ndarray, factor: float) -> np.ndarray:
+    """The framing with the face drawn `factor` times as large, about the crop's centre."""
+    out = framing * factor
+    out[:, 2] += (1 - factor) * CROP_SIZE / 2
+    return out
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -162,11 +174,30 @@ class Tracker:
             crop_points, points, _ = self._predict(gray, framings, mirror)
         return crop_points, points
 
-    def _start_tracks(self, gray: np.ndarray, boxes: np.ndarray) -> None:
-        """Start tracks on the detector's boxes that no track covers."""
-        tracked = [box_from_framing(tr.framing) for tr in self.tracks]
+    def _search(self, gray: np.ndarray, tracked: list[tuple[_Track, np.ndarray]]):
+        """Detector pass (on the worker), returned with the tracks' boxes on the frame it searched."""
+        return self.detector.detect(gray), tracked
+
+    def _use_detections(self, gray: np.ndarray, boxes: np.ndarray, tracked_then: list[tuple[_Track, np.ndarray]]) -> None:
+        """Start tracks on the detector's boxes that no track covers, and reframe a track whose size
+        the detector disagrees with. `tracked_then`: (track, box) on the frame the detector searched,
+        which may be some frames back: a moving face is matched where it was then."""
+        tracked_now = [box_from_framing(tr.framing) for tr in self.tracks]
+        fresh = []
+        for b in boxes:
+            then = max(tracked_then, key=lambda tb: iou(b, tb[1]), default=None)
+            if then is not None and iou(b, then[1]) >= 0.3:
+                track, old_box = then
+                if any(track is t for t in self.tracks) and not 1 / MAX_SCALE_DISAGREEMENT <= b[2] / old_box[2] <= MAX_SCALE_DISAGREEMENT:
+                    track.framing = rescaled(track.framing, old_box[2] / b[2])
+            elif all(iou(b, k) < 0.3 for k in tracked_now):
+                fresh.append(b)
+        self._start_tracks(gray, fresh)
+
+    def _start_tracks(self, gray: np.ndarray, boxes: list[np.ndarray] | np.ndarray) -> None:
+        """Start tracks on these detector boxes."""
         room = self.max_faces - len(self.tracks)
-        new = [framing_from_box(*b) for b in boxes if all(iou(b, k) < 0.3 for k in tracked)][: max(room, 0)]
+        new = [framing_from_box(*b) for b in boxes][: max(room, 0)]
         if new:
             # Fresh boxes frame faces loosely: refine the framing before the track starts.
             _, points = self._locate(gray, new, self.refine_passes)
@@ -190,7 +221,7 @@ class Tracker:
         for job, answer, seconds in self.background.collect(self.frame_index):
             self.timings["detect"] += seconds
             if job == "detect":
-                self._start_tracks(gray, answer)
+                self._use_detections(gray, *answer)
             else:  # a track's face check
                 job.misses = 0 if answer else job.misses + 1
         for track in self.tracks:
@@ -205,9 +236,10 @@ class Tracker:
                 self._timed("detect", t)
                 self._start_tracks(gray, boxes)
             elif not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
-                self.background.submit(self.frame_index + 1, self.detector.detect, gray.copy(), tag="detect")
+                self.background.submit(self.frame_index + 1, self._search, gray.copy(), [], tag="detect")
         elif self.frame_index % self.detect_every == 0:
-            self.background.submit(due, self.detector.detect, gray.copy(), tag="detect")
+            tracked = [(tr, box_from_framing(tr.framing)) for tr in self.tracks]
+            self.background.submit(due, self._search, gray.copy(), tracked, tag="detect")
         self.frame_index += 1
         if not self.tracks:
             return []
