@@ -40,6 +40,11 @@ MAX_ROLL_DEGREES = 60.0
 MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
 VERIFY_PATCH, VERIFY_FACE = 96, 60
+# Frames between handing a Haar pass to the worker and using its answer. A file's frames come as fast
+# as the main thread takes them (~2.5 ms on 2 cores), and a full-frame pass takes ~25 ms on the other
+# core beside the video decoder: at 10 frames the main thread still waited for it (~0.3 ms a frame,
+# 10-15% of the run's wall time), at 20 never. A camera's frames come every ~33 ms: 3 is plenty.
+FILE_LAG, LIVE_LAG = 20, 3
 # A track whose face size differs from the detector's box on it by more than this factor is reframed
 # at the detector's size. Framing each crop from the last points has a failure mode: after a jolt
 # (a fast start of motion) the crop can settle zoomed in on the inner face, where the model sees a
@@ -112,16 +117,18 @@ class Tracker:
     frames between the per-track face checks; `max_misses`: failed checks in a row before a track is
     dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
     points (Haar boxes frame faces loosely); `detector_lag`: while faces are tracked, the detector
-    runs on a worker thread and its answers are used this many frames later (see background.py);
-    `live`: frames come from a camera, so with nothing tracked the search for faces runs on the
+    runs on a worker thread and its answers are used this many frames later (see background.py;
+    default: FILE_LAG, or LIVE_LAG from a camera); `live`: frames come from a camera, so with nothing tracked the search for faces runs on the
     worker too and is answered on the next frame: a frame without faces is drawn at once instead of
     after a ~25 ms full-frame pass (a file, where every frame's faces count, keeps searching in line).
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
-                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int = 10,
+                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int | None = None,
                  live: bool = False) -> None:
+        if detector_lag is None:
+            detector_lag = LIVE_LAG if live else FILE_LAG
         if detector_lag < 1:
             raise ValueError("detector_lag must be at least 1 frame")
         self.model = KeypointModel(weights, device)
