@@ -147,6 +147,19 @@ def test_detector_reframes_a_track_of_the_wrong_size(tracker, clip_frames, size_
         np.testing.assert_array_equal(tracker.tracks[0].framing, before)
 
 
+
+def test_detection_of_a_dropped_tracks_face_starts_a_new_track(tracker, clip_frames):
+    """A detector answer matched to a track that was dropped since the search still starts a track."""
+    frames, _ = clip_frames
+    tracker.reset()
+    tracker.process(frames[0], 0.0)
+    (track,) = tracker.tracks
+    box = box_from_framing(track.framing)
+    tracker.tracks = []  # lost between the search and its answer
+    tracker._use_detections(to_gray(frames[1]), np.array([box]), [(track, box)])
+    assert [t.track_id for t in tracker.tracks] == [1]
+
+
 # ---------------------------------------------------------------------------------------------
 # (b) two faces crossing
 

@@ -118,9 +118,10 @@ class Tracker:
     dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
     points (Haar boxes frame faces loosely); `detector_lag`: while faces are tracked, the detector
     runs on a worker thread and its answers are used this many frames later (see background.py;
-    default: FILE_LAG, or LIVE_LAG from a camera); `live`: frames come from a camera, so with nothing tracked the search for faces runs on the
-    worker too and is answered on the next frame: a frame without faces is drawn at once instead of
-    after a ~25 ms full-frame pass (a file, where every frame's faces count, keeps searching in line).
+    default: FILE_LAG, or LIVE_LAG from a camera); `live`: frames come from a camera, so with nothing
+    tracked the search for faces runs on the worker too and is answered on the next frame: a frame
+    without faces is drawn at once instead of after a ~25 ms full-frame pass (a file, where every
+    frame's faces count, keeps searching in line).
     """
 
     def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
@@ -185,18 +186,20 @@ class Tracker:
         """Detector pass (on the worker), returned with the tracks' boxes on the frame it searched."""
         return self.detector.detect(gray), tracked
 
-    def _use_detections(self, gray: np.ndarray, boxes: np.ndarray, tracked_then: list[tuple[_Track, np.ndarray]]) -> None:
+    def _use_detections(self, gray: np.ndarray, boxes: np.ndarray,
+                        tracked_then: list[tuple[_Track, np.ndarray]]) -> None:
         """Start tracks on the detector's boxes that no track covers, and reframe a track whose size
         the detector disagrees with. `tracked_then`: (track, box) on the frame the detector searched,
         which may be some frames back: a moving face is matched where it was then."""
+        alive = [(track, box) for track, box in tracked_then if any(track is t for t in self.tracks)]
         tracked_now = [box_from_framing(tr.framing) for tr in self.tracks]
         fresh = []
         for b in boxes:
-            then = max(tracked_then, key=lambda tb: iou(b, tb[1]), default=None)
-            if then is not None and iou(b, then[1]) >= 0.3:
-                track, old_box = then
-                if any(track is t for t in self.tracks) and not 1 / MAX_SCALE_DISAGREEMENT <= b[2] / old_box[2] <= MAX_SCALE_DISAGREEMENT:
-                    track.framing = rescaled(track.framing, old_box[2] / b[2])
+            match = max(alive, key=lambda tb: iou(b, tb[1]), default=None)
+            if match is not None and iou(b, match[1]) >= 0.3:
+                track, then = match
+                if not 1 / MAX_SCALE_DISAGREEMENT <= b[2] / then[2] <= MAX_SCALE_DISAGREEMENT:
+                    track.framing = rescaled(track.framing, then[2] / b[2])
             elif all(iou(b, k) < 0.3 for k in tracked_now):
                 fresh.append(b)
         self._start_tracks(gray, fresh)
