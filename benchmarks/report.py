@@ -111,6 +111,12 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def figure(plot, results: Results, path: Path, caption: str) -> list[str]:
+    """Draw one plot of the results to `path` and return the page's lines showing it."""
+    plot(results, path)
+    return [f"![{caption}]({PLOTS}/{path.name})", ""]
+
+
 def mapping_lines() -> list[str]:
     if not MEDIAPIPE_MAPPING.exists():
         return ["The MediaPipe mapping table is missing: `python -m benchmarks.mediapipe_mapping` chooses it."]
@@ -133,8 +139,7 @@ def accuracy_lines(results: Results, plots: Path) -> list[str]:
              num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in results.accuracy.items()]
     lines += [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
     if results.errors:
-        plot_ced(results, plots / "ced.png")
-        lines += [f"![cumulative error distribution]({PLOTS}/ced.png)", ""]
+        lines += figure(plot_ced, results, plots / "ced.png", "cumulative error distribution")
     return lines
 
 
@@ -148,8 +153,7 @@ def speed_lines(results: Results, plots: Path) -> list[str]:
         lines += [f"{label}, `run_tracker.py --profile`, mean ms per frame: "
                   + ", ".join(f"{s} {ms:.2f}" for s, ms in stages.items()), ""]
     if results.fps:
-        plot_fps(results, plots / "fps.png")
-        lines += [f"![frames per second]({PLOTS}/fps.png)", ""]
+        lines += figure(plot_fps, results, plots / "fps.png", "frames per second")
     return lines
 
 
@@ -166,8 +170,7 @@ def stability_lines(results: Results, plots: Path) -> list[str]:
              num(v["followed"], ".1%")] for k, v in results.stability.items()]
     lines += [*table(["system", "still face found", "jitter (px)", "lag (frames)", "followed"], rows), ""]
     if results.trajectories:
-        plot_trajectory(results, plots / "trajectory.png")
-        lines += [f"![keypoint trajectory]({PLOTS}/trajectory.png)", ""]
+        lines += figure(plot_trajectory, results, plots / "trajectory.png", "keypoint trajectory")
     return lines
 
 
