@@ -217,10 +217,8 @@ class Tracker:
 
     def _check_patch(self, gray: np.ndarray, track: _Track) -> np.ndarray:
         """The upright VERIFY_PATCH square patch of a track's face, the face VERIFY_FACE px wide in it."""
-        to_patch = np.array([[VERIFY_FACE / CROP_SIZE, 0, 0], [0, VERIFY_FACE / CROP_SIZE, 0]], np.float32)
-        to_patch[:, 2] = VERIFY_PATCH / 2 - VERIFY_FACE / 2
-        matrix = to_patch[:, :2] @ track.framing
-        matrix[:, 2] += to_patch[:, 2]
+        matrix = rescaled(track.framing, VERIFY_FACE / CROP_SIZE)
+        matrix[:, 2] += (VERIFY_PATCH - CROP_SIZE) / 2  # the crop's centre at the patch's centre
         return warp_crop(gray, matrix, VERIFY_PATCH)
 
     def process(self, frame: np.ndarray, timestamp: float, gray: np.ndarray | None = None) -> list[Face]:
