@@ -25,8 +25,8 @@ def resolve_device(name: str) -> torch.device:
 class KeypointModel:
     """`model(crops)`: (N, 96, 96) uint8 crops -> (N, 15, 2) float32 keypoints in crop pixels.
 
-    `mirror_average=True` also runs the mirrored crops and averages the two answers (test-time
-    augmentation: a little more accurate, twice the model time; used for still images).
+    `model.with_mirror(crops)` also answers on the mirrored crops (twice the model time): their mean
+    is a little more accurate than either, and how far apart the two are says how sure the model is.
     """
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:
@@ -43,15 +43,25 @@ class KeypointModel:
             self.model = model
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray, mirror_average: bool = False) -> np.ndarray:
-        n = len(crops)
-        if n == 0:
-            return np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
+    def _run(self, crops: np.ndarray, mirror: bool) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).view(-1, 1, CROP_SIZE, CROP_SIZE)
         x = x.float().div_(255.0)
-        if not mirror_average:
-            return self.model(x).float().cpu().numpy()
-        out = self.model(torch.cat([x, x.flip(-1)])).float().cpu().numpy()
+        if mirror:
+            x = torch.cat([x, x.flip(-1)])
+        return self.model(x).float().cpu().numpy()
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
+        return self._run(crops, mirror=False)
+
+    def with_mirror(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(answers on the crops, answers on their mirror images mapped back): two (N, 15, 2) arrays."""
+        n = len(crops)
+        if n == 0:
+            empty = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
+            return empty, empty.copy()
+        out = self._run(crops, mirror=True)
         mirrored = out[n:, list(FLIP_PERMUTATION)]
         mirrored[..., 0] = (CROP_SIZE - 1) - mirrored[..., 0]  # pixel i of the mirror is pixel 95 - i
-        return (out[:n] + mirrored) / 2
+        return out[:n], mirrored
