@@ -287,6 +287,16 @@ def test_a_box_a_fifth_off_the_face_still_finds_it(tracker, dx, dy):
     assert max(errors) < 0.1, np.round(errors, 3)
 
 
+def test_mirrored_answers_are_mapped_back_onto_the_crop(tracker):
+    """The model's answer on a mirrored crop, mapped back (left/right names swapped, x -> 95 - x),
+    lands where its answer on the crop does: no swapped eyes, no one-pixel shift."""
+    crops = np.stack([warp_crop(gray, framing_transform(p)) for gray, p in labelled_faces()])
+    plain, mirrored = tracker.model.with_mirror(crops)
+    assert plain.shape == mirrored.shape == (len(crops), 15, 2)
+    assert np.linalg.norm(plain - mirrored, axis=-1).mean() < 1.5  # swapped left/right: ~20 px
+    assert abs((mirrored - plain)[..., 0].mean()) < 0.5  # x -> 96 - x would give 1 px
+
+
 class NestedBoxes(HaarDetector):
     """A detector that sees each face twice: its box, and a larger box reaching up to the forehead."""
 
