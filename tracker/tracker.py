@@ -5,10 +5,11 @@ Pipeline, as MediaPipe's face landmark graph closes its loop:
     -> next frame's framing from these points -> One Euro smoothing.
 While a face is tracked its crop comes from its last points, not from a fresh Haar box: that is what
 keeps a still face still. The full-frame detector runs only to find new faces (every `detect_every`
-frames, or every frame while nothing is tracked). Each track is checked every `verify_every` frames:
-the Haar cascade must still see a face of the track's size in a small upright patch cut from the
-track's own framing; a track that fails `max_misses` checks in a row, or whose points stop looking
-like a face, is dropped. While faces are tracked, both Haar passes run on a worker thread and their
+frames, or every frame while nothing is tracked); a fresh detector box is tried from a few starting
+framings, keeping the answer on which the model and its mirror image agree best (`_find`). Each
+track is checked every `verify_every` frames: the Haar cascade must still see a face of the track's
+size in a small upright patch cut from the track's own framing; a track that fails `max_misses`
+checks in a row, or whose points stop looking like a face, is dropped. While faces are tracked, both Haar passes run on a worker thread and their
 answers arrive a few frames later (tracker/background.py); with nothing tracked, detection runs on
 the frame itself (from a camera, `live`: on the worker, answered on the next frame).
 """
