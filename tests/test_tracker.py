@@ -218,16 +218,22 @@ def test_crossing_faces_keep_their_track_ids(tracker, two_faces):
 # (c) the shape check
 
 
-def ytf68_model_outputs(tracker: Tracker, count: int = 8) -> np.ndarray:
-    """Crop-space predictions of the shipped model on `count` labelled ytf68 faces, framed from their
-    true points (as training crops are)."""
-    table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[:: 397][:count]
+def labelled_faces(count: int = 6, start: int = 200, step: int = 450) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(gray image, its 15 labelled points) of `count` ytf68 faces, rows `start`, `start + step`, ..."""
+    table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[start::step][:count]
     points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    crops = []
-    for name, p in zip(table["image"], points):
-        gray = cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE)
-        crops.append(warp_crop(gray, framing_transform(p)))
-    return tracker.model(np.stack(crops))
+    images = [cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE) for name in table["image"]]
+    return list(zip(images, points))
+
+
+def labelled_crops(faces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The faces' crops framed from their true points (as training crops are)."""
+    return np.stack([warp_crop(gray, framing_transform(p)) for gray, p in faces])
+
+
+def ytf68_model_outputs(tracker: Tracker, count: int = 8) -> np.ndarray:
+    """Crop-space predictions of the shipped model on `count` labelled ytf68 faces."""
+    return tracker.model(labelled_crops(labelled_faces(count, start=0, step=397)))
 
 
 def test_looks_like_face_accepts_faces(tracker):
@@ -262,13 +268,6 @@ def test_looks_like_face_rejects_non_faces():
 # (d) faces found from detector boxes
 
 
-def labelled_faces(count: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(gray image, its 15 labelled points) of `count` ytf68 faces of different identities."""
-    table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[200:: 450][:count]
-    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    return [(cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE), p) for name, p in zip(table["image"], points)]
-
-
 def nme(points: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(points - truth, axis=-1).mean() / interocular(truth))
 
@@ -290,7 +289,7 @@ def test_a_box_a_fifth_off_the_face_still_finds_it(tracker, dx, dy):
 def test_mirrored_answers_are_mapped_back_onto_the_crop(tracker):
     """The model's answer on a mirrored crop, mapped back (left/right names swapped, x -> 95 - x),
     lands where its answer on the crop does: no swapped eyes, no one-pixel shift."""
-    crops = np.stack([warp_crop(gray, framing_transform(p)) for gray, p in labelled_faces()])
+    crops = labelled_crops(labelled_faces())
     plain, mirrored = tracker.model.with_mirror(crops)
     assert plain.shape == mirrored.shape == (len(crops), 15, 2)
     assert np.linalg.norm(plain - mirrored, axis=-1).mean() < 1.5  # swapped left/right: ~20 px

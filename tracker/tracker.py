@@ -9,9 +9,10 @@ frames, or every frame while nothing is tracked); a fresh detector box is tried 
 framings, keeping the answer on which the model and its mirror image agree best (`_find`). Each
 track is checked every `verify_every` frames: the Haar cascade must still see a face of the track's
 size in a small upright patch cut from the track's own framing; a track that fails `max_misses`
-checks in a row, or whose points stop looking like a face, is dropped. While faces are tracked, both Haar passes run on a worker thread and their
-answers arrive a few frames later (tracker/background.py); with nothing tracked, detection runs on
-the frame itself (from a camera, `live`: on the worker, answered on the next frame).
+checks in a row, or whose points stop looking like a face, is dropped. While faces are tracked, both
+Haar passes run on a worker thread and their answers arrive a few frames later
+(tracker/background.py); with nothing tracked, detection runs on the frame itself (from a camera,
+`live`: on the worker, answered on the next frame).
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ START_SHIFTS = ((0, 0), (0, -16), (0, 16), (-16, 0), (16, 0))
 # The shifted starts are tried only where the box's own start leaves the model this unsure (crop px):
 # right answers' disagreement is under it 9 times in 10, wrong ones' over it.
 SURE_DISAGREEMENT = 1.1
-# Fresh faces whose boxes overlap more than this are one face (nested Haar boxes): keep the surest.
+# Face boxes that overlap more than this are one face: a detection on a tracked face, or two nested
+# Haar boxes on a fresh one (of which the surest is kept).
 SAME_FACE_IOU = 0.3
 
 
@@ -85,6 +87,7 @@ class _Found:
     crop_points: np.ndarray
     points: np.ndarray  # frame pixels
     disagreement: float
+    framing: np.ndarray  # fitted to `points`: the crop a track of this face starts from
     box: np.ndarray
 
 
@@ -222,8 +225,8 @@ class Tracker:
         for j in disagreement.argmin(axis=1) + np.arange(len(boxes)) * len(shifts):
             crop_points = (plain[j] + mirrored[j]) / 2
             points = apply_affine(invert_affine(framings[j]), crop_points)
-            box = box_from_framing(framing_transform(points, rotation=True))
-            found.append(_Found(crop_points, points, float(disagreement.flat[j]), box))
+            framing = framing_transform(points, rotation=True)
+            found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, box_from_framing(framing)))
         return found
 
     def _find(self, gray: np.ndarray, boxes: np.ndarray | list[np.ndarray], passes: int) -> list[_Found]:
@@ -259,11 +262,11 @@ class Tracker:
         fresh = []
         for b in boxes:
             match = max(alive, key=lambda tb: iou(b, tb[1]), default=None)
-            if match is not None and iou(b, match[1]) >= 0.3:
+            if match is not None and iou(b, match[1]) >= SAME_FACE_IOU:
                 track, then = match
                 if not 1 / MAX_SCALE_DISAGREEMENT <= b[2] / then[2] <= MAX_SCALE_DISAGREEMENT:
                     track.framing = rescaled(track.framing, then[2] / b[2])
-            elif all(iou(b, k) < 0.3 for k in tracked_now):
+            elif all(iou(b, k) < SAME_FACE_IOU for k in tracked_now):
                 fresh.append(b)
         self._start_tracks(gray, fresh)
 
@@ -273,7 +276,7 @@ class Tracker:
         if room <= 0:
             return
         for found in self._find(gray, boxes, self.refine_passes)[:room]:
-            self.tracks.append(_Track(self.next_id, framing_transform(found.points, rotation=True), OneEuroFilter()))
+            self.tracks.append(_Track(self.next_id, found.framing, OneEuroFilter()))
             self.next_id += 1
 
     def _check_patch(self, gray: np.ndarray, track: _Track) -> np.ndarray:
