@@ -78,7 +78,8 @@ def test_kaggle_faces_pad_the_crop(kaggle_training):
     np.testing.assert_allclose(faces.keypoints.reshape(-1, 30) - m, kaggle_training.labels, atol=1e-4)
     assert len(np.unique(faces.groups)) == len(faces)  # no identities: one group per row
     # The evaluation view of a canvas is the original crop with the original labels.
-    image, points = KeypointDataset(faces, eval_transform())[0]
+    image, points, weight = KeypointDataset(faces, eval_transform())[0]
+    assert weight == 1.0
     np.testing.assert_allclose(image[0].numpy() * 255, kaggle_training.images[0], atol=1e-3)
     np.testing.assert_allclose(points.numpy().reshape(30), kaggle_training.labels[0], atol=1e-4)
 

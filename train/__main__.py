@@ -1,4 +1,4 @@
-"""`python -m train <command>`: fit, evaluate, export, submit. See `python -m train <command> -h`."""
+"""`python -m train <command>`: fit, evaluate, export, submit, teacher-map, pseudolabel. See `python -m train <command> -h`."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import sys
 
 from train.data import DataError
 from train.engine import TrainingError
+from train.teacher import TeacherError
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -35,6 +36,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/cascade")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue from this checkpoint.pth")
     p.add_argument("--export", metavar="PT", help="also write the TorchScript file here when done")
+    p.add_argument("--pts", action="append", default=[], metavar="DIR",
+                   help="a 300-W style folder (image + same-name .pts, any depth); training only; repeatable")
+    p.add_argument("--pseudo", action="append", default=[], metavar="DIR",
+                   help="a folder written by `pseudolabel`; training only; repeatable")
+    p.add_argument("--pts-weight", type=float, default=1.0, help="loss weight of --pts faces (default 1)")
+    p.add_argument("--pseudo-weight", type=float, default=1.0, help="loss weight of --pseudo faces (default 1)")
+    p.add_argument("--exclude", metavar="TXT", help="people to keep out of every training source (one name a line)")
+    p.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                   help="300-W folder to mine crops with no face from, for the presence score; repeatable")
+    p.add_argument("--val-negatives", metavar="DIR", help="300-W folder whose no-face crops score the presence score")
+    p.add_argument("--presence-weight", type=float, default=1.0, help="weight of the presence loss (default 1)")
+    p.add_argument("--cache", default="runs/cache", help="folder for framed faces and mined negatives (reused)")
 
     p = sub.add_parser("evaluate", help="RMSE and NME of a checkpoint or TorchScript file")
     p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")
@@ -45,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="checkpoint -> TorchScript file")
     p.add_argument("checkpoint")
     p.add_argument("output", nargs="?", default="weights/cascade.pt")
+
+    from train.pseudolabel import add_arguments
+
+    add_arguments(sub)
 
     p = sub.add_parser("submit", help="Kaggle submission from test.csv and IdLookupTable.csv")
     p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")
@@ -60,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from train import commands  # heavy imports after argument errors have had their say
 
     try:
-        return getattr(commands, args.command)(args)
-    except (DataError, TrainingError) as e:
+        return getattr(commands, args.command.replace("-", "_"))(args)
+    except (DataError, TrainingError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES
+from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES, NUM_KEYPOINTS
 from tracker.weights import WeightsError, export_cascade, load_cascade
 from train.augment import jitter_canvases
+from train import distributed
+from train.folders import cached_faces, read_exclusions, without
 from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
+from train.pseudolabel import pseudolabel, teacher_map  # noqa: F401 - commands by name
 from train.engine import (
     TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
     prepare_output_dir, stack_eval,
@@ -48,12 +52,58 @@ def load_any(path: str, device: torch.device) -> torch.nn.Module:
         raise TrainingError(f"{path}: neither a cascade TorchScript file nor a training checkpoint") from e
 
 
+def training_extras(args: argparse.Namespace, val: Faces) -> Faces:
+    """The training-only sources (--pts, --pseudo), weighted, without excluded or held-out people."""
+    held_out = read_exclusions(args.exclude) | {g.split(":", 1)[-1] for g in np.unique(val.groups)}
+    parts = []
+    for kind, roots, weight in (("pts", args.pts, args.pts_weight), ("pseudo", args.pseudo, args.pseudo_weight)):
+        for root in roots:
+            faces, dropped = without(cached_faces(kind, root, args.cache), held_out)
+            print(f"{root}: {len(faces)} faces of {len(np.unique(faces.groups))} people (weight {weight}); "
+                  f"{dropped} of excluded or held-out people left out")
+            parts.append(faces.weighted(weight))
+    return Faces.concat(parts) if parts else None
+
+
+def mined_negatives(roots: list[str], cache: str, seed: int) -> Faces | None:
+    """No-face crops mined from 300-W folders (train.negatives), kept in the cache."""
+    if not roots:
+        return None
+    from tracker.app import image_detector
+    from train.negatives import negatives_from_folders
+
+    key = "|".join(str(Path(r).resolve()) for r in roots) + f"|{seed}"
+    path = Path(cache) / f"negatives-{hashlib.sha1(key.encode()).hexdigest()[:10]}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            canvases = saved["canvases"]
+    else:
+        canvases = negatives_from_folders(roots, seed=seed, detector=image_detector()).canvases
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, canvases=canvases)
+    n = len(canvases)
+    return Faces(canvases, np.full((n, NUM_KEYPOINTS, 2), np.nan, np.float32), np.array(["negative"] * n))
+
+
 def fit(args: argparse.Namespace) -> int:
     prepare_output_dir(args.output_dir)  # an unusable output folder fails before the data loads
     train, val = load_split(args)
-    print(f"{len(train)} training faces, {len(val)} validation faces ({len(np.unique(val.groups))} held-out groups)")
-    checkpoint = fit_loop(args, train, val)
-    if args.export:
+    train, dropped = without(train, read_exclusions(args.exclude))
+    if dropped:
+        print(f"{dropped} training faces of excluded people left out")
+    extras = training_extras(args, val)
+    negatives = mined_negatives(args.negatives, args.cache, seed=0)
+    val_negatives = mined_negatives([args.val_negatives] if args.val_negatives else [], args.cache, seed=1)
+    train = Faces.concat([f for f in (train, extras) if f is not None])
+    no_face = f" and {len(negatives)} crops with no face" if negatives is not None else ""
+    if distributed.is_main():
+        print(f"{len(train)} training faces{no_face}, {len(val)} validation faces ({len(np.unique(val.groups))} held-out groups)")
+    if negatives is not None:
+        train = Faces.concat([train, negatives])
+    checkpoint = fit_loop(args, train, val, val_negatives)
+    main = distributed.is_main()
+    distributed.stop()
+    if args.export and main:
         export_cascade(model_from_checkpoint(load_checkpoint(checkpoint)), args.export)
         print(f"wrote {args.export}")
     return 0

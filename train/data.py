@@ -32,21 +32,31 @@ class DataError(ValueError):
 @dataclass
 class Faces:
     """Faces framed on canvases: `canvases` (N, CANVAS, CANVAS) uint8, `keypoints` (N, 15, 2) canvas
-    pixels with NaN where a label is missing, `groups` (N,) identity (or row) of each face."""
+    pixels with NaN where a label is missing, `groups` (N,) identity (or row) of each face, and
+    `weights` (N,) each face's weight in the loss (its source's weight; 1 by default)."""
 
     canvases: np.ndarray
     keypoints: np.ndarray
     groups: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is None:
+            self.weights = np.ones(len(self.canvases), np.float32)
 
     def __len__(self) -> int:
         return len(self.canvases)
 
     def subset(self, index: np.ndarray) -> "Faces":
-        return Faces(self.canvases[index], self.keypoints[index], self.groups[index])
+        return Faces(self.canvases[index], self.keypoints[index], self.groups[index], self.weights[index])
+
+    def weighted(self, weight: float) -> "Faces":
+        return Faces(self.canvases, self.keypoints, self.groups, np.full(len(self), weight, np.float32))
 
     @staticmethod
     def concat(parts: list["Faces"]) -> "Faces":
-        return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("canvases", "keypoints", "groups")))
+        fields = ("canvases", "keypoints", "groups", "weights")
+        return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
 def parse_image(text: str, where: str) -> np.ndarray:
@@ -141,11 +151,18 @@ def ytf68_faces(root: str | Path) -> Faces:
         gray = cv2.imread(str(root / "images" / name), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise DataError(f"{root / 'images' / name}: missing or not an image")
-        matrix = framing_transform(pts)
-        matrix[:, 2] += CANVAS_MARGIN
-        canvases.append(warp_crop(gray, matrix, CANVAS))
-        keypoints.append(pts @ matrix[:, :2].T + matrix[:, 2])
+        canvas, on_canvas = frame_on_canvas(gray, pts)
+        canvases.append(canvas)
+        keypoints.append(on_canvas)
     return Faces(np.stack(canvases), np.array(keypoints, dtype=np.float32), table["identity"].astype(str).to_numpy())
+
+
+def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face whose 15 points (image pixels) are given, framed like the Kaggle data on a canvas:
+    (CANVAS, CANVAS) uint8 and the points in canvas pixels."""
+    matrix = framing_transform(points)
+    matrix[:, 2] += CANVAS_MARGIN
+    return warp_crop(gray, matrix, CANVAS), (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
 def split_by_group(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +175,8 @@ def split_by_group(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tu
 
 
 class KeypointDataset(Dataset):
-    """(1, 96, 96) float crop in [0, 1] and (15, 2) keypoints in crop pixels (NaN = unlabelled)."""
+    """(1, 96, 96) float crop in [0, 1], (15, 2) keypoints in crop pixels (NaN = unlabelled; all NaN
+    = a crop with no face) and the face's weight in the loss."""
 
     def __init__(self, faces: Faces, transform) -> None:
         self.faces = faces
@@ -167,8 +185,8 @@ class KeypointDataset(Dataset):
     def __len__(self) -> int:
         return len(self.faces)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         image = tv_tensors.Image(torch.from_numpy(self.faces.canvases[i])[None])
         points = tv_tensors.KeyPoints(torch.from_numpy(self.faces.keypoints[i]), canvas_size=(CANVAS, CANVAS))
         image, points = self.transform(image, points)
-        return image.as_subclass(torch.Tensor), points.as_subclass(torch.Tensor)
+        return image.as_subclass(torch.Tensor), points.as_subclass(torch.Tensor), float(self.faces.weights[i])

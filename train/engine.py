@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from train import distributed
 from train.augment import eval_transform, train_transform
 from train.data import DataError, Faces, KeypointDataset
-from train.metrics import keypoint_metrics, masked_l1
+from train.metrics import keypoint_metrics, masked_l1, presence_errors
 from train.model import CascadeCNN
 
 CHECKPOINT = "checkpoint.pth"
@@ -37,11 +39,33 @@ def pick_device(name: str) -> torch.device:
 
 
 def loader(faces: Faces, train: bool, batch_size: int, workers: int, seed: int = 0) -> DataLoader:
+    """Batches of a split; under torchrun, this process's share of them (see train.distributed)."""
     dataset = KeypointDataset(faces, train_transform() if train else eval_transform())
+    world = distributed.world_size()
+    if train and world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed,
+                                     drop_last=True)
+        return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler, drop_last=True, num_workers=workers)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(faces) > batch_size,
         num_workers=workers, generator=torch.Generator().manual_seed(seed),
     )
+
+
+class TrainStep(torch.nn.Module):
+    """One training forward pass as a module's `forward`, which is what DistributedDataParallel wraps:
+    level 1 (points and presence logit), then level 2 from level-1 points jittered by `noise` px."""
+
+    def __init__(self, model: CascadeCNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, noise: float):
+        coarse, logit = self.model.coarse_with_logit(images)
+        # Level 2 learns to correct level-1 errors as large as they are on unseen faces, not
+        # only the small ones left on the training set: jitter its centres.
+        centres = coarse.detach() + noise * torch.randn_like(coarse)
+        return coarse, logit, self.model.refine(images, centres)
 
 
 @torch.inference_mode()
@@ -55,20 +79,35 @@ def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, 
     return torch.cat(out).numpy()
 
 
-def evaluate_faces(model: torch.nn.Module, images: torch.Tensor, targets: np.ndarray, device: torch.device) -> dict:
-    """Metrics of the full cascade, plus level 1 alone (`l1_` keys) where the model exposes it."""
+@torch.inference_mode()
+def predict_presence(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """(N,) face-presence probabilities of a model with `with_presence`."""
+    return torch.cat([model.with_presence(images[i : i + batch_size].to(device))[1].float().cpu()
+                      for i in range(0, len(images), batch_size)]).numpy()
+
+
+def evaluate_faces(model: torch.nn.Module, images: torch.Tensor, targets: np.ndarray, device: torch.device,
+                   negatives: torch.Tensor | None = None) -> dict:
+    """Metrics of the full cascade, plus level 1 alone (`l1_` keys) where the model exposes it, and
+    the presence score's error rates on these faces and on `negatives` (crops with no face)."""
     model.eval()
     metrics = keypoint_metrics(predict(model, images, device), targets)
     if hasattr(model, "coarse"):
         coarse = keypoint_metrics(predict(model, images, device, level1_only=True), targets)
         metrics.update({f"l1_{k}": v for k, v in coarse.items() if k in ("rmse", "nme")})
+    if hasattr(model, "with_presence"):
+        scores = [predict_presence(model, images, device)]
+        if negatives is not None and len(negatives):
+            scores.append(predict_presence(model, negatives, device))
+        is_face = np.arange(sum(map(len, scores))) < len(images)
+        metrics.update(presence_errors(np.concatenate(scores), is_face))
     return metrics
 
 
 def stack_eval(faces: Faces) -> tuple[torch.Tensor, np.ndarray]:
     """All faces of a split as one (N, 1, 96, 96) tensor and (N, 15, 2) targets (no augmentation)."""
     items = [KeypointDataset(faces, eval_transform())[i] for i in range(len(faces))]
-    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items]).numpy()
+    return torch.stack([item[0] for item in items]), torch.stack([item[1] for item in items]).numpy()
 
 
 def save_checkpoint(path: Path, **state) -> None:
@@ -101,17 +140,24 @@ def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
     return model.eval()
 
 
-def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
-    """Train the cascade; one checkpoint and one metrics row per epoch in args.output_dir."""
+def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_negatives: Faces | None = None) -> Path:
+    """Train the cascade; one checkpoint and one metrics row per epoch in args.output_dir.
+
+    Training faces whose keypoints are all NaN are crops with no face: they teach the presence
+    score only. `val_negatives` such crops held out, to score it."""
     if len(train_faces) == 0:
         raise DataError(
             f"the training split is empty: --val-fraction {args.val_fraction} holds out every identity (lower it)"
         )
-    device = pick_device(args.device)
+    device = distributed.start(pick_device(args.device))
+    main = distributed.is_main()
     out = prepare_output_dir(args.output_dir)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the same initial weights in every process
     model_args = {"width1": args.width1, "width2": args.width2}
     model = CascadeCNN(**model_args).to(device)
+    step = TrainStep(model)
+    if distributed.world_size() > 1:
+        step = torch.nn.parallel.DistributedDataParallel(step)
     # An exponential moving average of the weights is what gets evaluated and exported: it is
     # steadier than the last step's weights and costs nothing at inference.
     ema = torch.optim.swa_utils.AveragedModel(
@@ -152,6 +198,7 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
                 "delete it or point --resume elsewhere"
             ) from None
     val_images, val_targets = stack_eval(val_faces) if len(val_faces) else (None, None)
+    val_negative_images = stack_eval(val_negatives)[0] if val_negatives is not None and len(val_negatives) else None
 
     for epoch in range(start_epoch, args.epochs):
         # Everything random in an epoch derives from (seed, epoch): resuming replays it exactly.
@@ -159,14 +206,15 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
         model.train()
         total, count, t0 = 0.0, 0, time.time()
         batches = loader(train_faces, True, args.batch_size, args.workers, seed=args.seed * 100_003 + epoch)
-        for images, targets in tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None):
-            images, targets = images.to(device), targets.to(device)
-            coarse = model.coarse(images)
-            # Level 2 learns to correct level-1 errors as large as they are on unseen faces, not
-            # only the small ones left on the training set: jitter its centres.
-            centres = coarse.detach() + args.centre_noise * torch.randn_like(coarse)
-            fine = model.refine(images, centres)
-            loss = masked_l1(coarse, targets) + masked_l1(fine, targets)
+        if distributed.world_size() > 1:
+            batches.sampler.set_epoch(epoch)
+        for images, targets, weights in tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
+                                             disable=None if main else True):
+            images, targets, weights = images.to(device), targets.to(device), weights.to(device).float()
+            coarse, logit, fine = step(images, args.centre_noise)
+            is_face = (~torch.isnan(targets)).flatten(1).any(dim=1).float()
+            presence = F.binary_cross_entropy_with_logits(logit, is_face)
+            loss = masked_l1(coarse, targets, weights) + masked_l1(fine, targets, weights) + args.presence_weight * presence
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"epoch {epoch + 1}: loss is {loss.item()}; stopped without saving (lower --lr or check the data)"
@@ -181,8 +229,9 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0],
                "seconds": round(time.time() - t0, 1)}
         if val_images is not None:
-            metrics = evaluate_faces(ema.module, val_images, val_targets, device)
+            metrics = evaluate_faces(ema.module, val_images, val_targets, device, val_negative_images)
             row.update({k: metrics[k] for k in ("rmse", "nme", "l1_rmse", "l1_nme")})
+            row.update({k: metrics[k] for k in ("presence_missed", "presence_false") if math.isfinite(metrics.get(k, math.nan))})
         # The loss is checked before each step, not after the last one: a step that blew the weights
         # up shows here. Such an epoch is neither recorded nor saved (the last good checkpoint stays).
         diverged = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -191,6 +240,8 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces) -> Path:
                 f"epoch {epoch + 1}: the model diverged ({', '.join(diverged) or 'weights'} not finite); "
                 "stopped without saving (lower --lr or check the data)"
             )
+        if not main:
+            continue
         append_metrics(out / METRICS, row, restart=epoch == 0)
         save_checkpoint(
             out / CHECKPOINT, model_args=model_args, model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),

@@ -7,10 +7,19 @@ import torch
 from kaggle_framing import KEYPOINT_NAMES, interocular
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over the labelled coordinates only (NaN targets are gaps)."""
-    mask = ~torch.isnan(target)
-    return (pred - torch.nan_to_num(target)).abs().mul(mask).sum() / mask.sum().clamp(min=1)
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error over the labelled coordinates only (NaN targets are gaps), each face
+    counted with its `weight` (N,) when given."""
+    mask = (~torch.isnan(target)).float()
+    if weight is not None:
+        mask = mask * weight.view(-1, 1, 1)
+    return (pred - torch.nan_to_num(target)).abs().mul(mask).sum() / mask.sum().clamp(min=1e-6)
+
+
+def presence_errors(presence: np.ndarray, is_face: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Share of faces scored below `threshold` (missed) and of non-faces at or above it (false)."""
+    return {"presence_missed": float(np.mean(presence[is_face] < threshold)) if is_face.any() else float("nan"),
+            "presence_false": float(np.mean(presence[~is_face] >= threshold)) if (~is_face).any() else float("nan")}
 
 
 def keypoint_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:

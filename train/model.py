@@ -22,7 +22,8 @@ def conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequent
 
 class Level1(nn.Module):
     """Whole-face CNN on the crop at half resolution (finding the face's points needs no more):
-    (N, 1, 96, 96) -> (N, 15, 2) offsets from the mean shape, in units of 48 px."""
+    (N, 1, 96, 96) -> (N, 15, 2) offsets from the mean shape, in units of 48 px, and (N,) the logit
+    that the crop holds a face at all (read from the same 128 features: one more dot product)."""
 
     def __init__(self, width: int = 32, dropout: float = 0.1) -> None:
         super().__init__()
@@ -35,15 +36,15 @@ class Level1(nn.Module):
             conv_bn(w, 2 * w, stride=2),  # 6x6
             conv_bn(2 * w, 2 * w),
         )
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 36, 128), nn.ReLU(inplace=True),
-            nn.Linear(128, 2 * NUM_KEYPOINTS),
-        )
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        self.hidden = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 36, 128), nn.ReLU(inplace=True))
+        self.points = nn.Linear(128, 2 * NUM_KEYPOINTS)
+        self.presence = nn.Linear(128, 1)
+        nn.init.zeros_(self.points.weight)
+        nn.init.zeros_(self.points.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).view(x.shape[0], -1, 2)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.hidden(self.features(x))
+        return self.points(h).view(x.shape[0], -1, 2), self.presence(h)[:, 0]
 
 
 class Level2(nn.Module):
@@ -75,7 +76,10 @@ class Level2(nn.Module):
 
 
 class CascadeCNN(nn.Module):
-    """(N, 1, 96, 96) crops in [0, 1] -> (N, 15, 2) keypoints in crop pixels, Kaggle order."""
+    """(N, 1, 96, 96) crops in [0, 1] -> (N, 15, 2) keypoints in crop pixels, Kaggle order.
+
+    `with_presence(x)` also returns (N,) the probability that each crop holds a face (trained on
+    face crops against background, badly framed crops and detector false positives)."""
 
     def __init__(self, patch: int = 20, width1: int = 32, width2: int = 16) -> None:
         super().__init__()
@@ -90,9 +94,15 @@ class CascadeCNN(nn.Module):
         yy, xx = torch.meshgrid(r, r, indexing="ij")
         self.register_buffer("patch_offsets", torch.stack([xx, yy], dim=-1))
 
+    def coarse_with_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Level 1 alone: (N, 15, 2) crop pixels and (N,) face-presence logits."""
+        offsets, logit = self.level1(x - 0.5)
+        return self.mean_shape + offsets * (self.crop_size / 2), logit
+
+    @torch.jit.export
     def coarse(self, x: torch.Tensor) -> torch.Tensor:
         """Level 1 alone: (N, 15, 2) crop pixels."""
-        return self.mean_shape + self.level1(x - 0.5) * (self.crop_size / 2)
+        return self.coarse_with_logit(x)[0]
 
     def patches(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Bilinear (N * 15, 1, P, P) patches of `x` centred on `centres` (N, 15, 2) pixels."""
@@ -108,3 +118,9 @@ class CascadeCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.refine(x, self.coarse(x))
+
+    @torch.jit.export
+    def with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 15, 2) keypoints and (N,) face-presence probabilities in one pass."""
+        centres, logit = self.coarse_with_logit(x)
+        return self.refine(x, centres), torch.sigmoid(logit)
