@@ -64,6 +64,14 @@ IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
     (22,), (26,), (21,), (17,), (30,), (54,), (48,), (51,), (57,),
 )
 
+# The iBUG-68 labels (ytf68, 300-W .pts) count pixels from 1, as Matlab does: a point on the centre of
+# pixel column i is labelled i + 1. Evidence: the cascade trained with mirror augmentation missed
+# ytf68's held-out labels by -1.33 crop px in x on average (and 0.03 in y, which mirroring leaves
+# alone), and MediaPipe mapped to these labels is 2.5 px apart in x from its own mirror answer.
+# Mirroring such a label is x -> (w - 1) - x + 2 * LABEL_ORIGIN; models learn this convention,
+# since it is how every test label is written.
+LABEL_ORIGIN = 1.0
+
 # Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
 # (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.
 BOX_CENTER = (0.514, 0.509)

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from kaggle_framing import COLUMNS, FLIP_PERMUTATION, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, FLIP_PERMUTATION, LABEL_ORIGIN, kaggle_from_ibug68
 from train.commands import load_split, training_extras
 from train.data import DataError, Faces
 from train.folders import PSEUDO_LABELS, cached_faces, identity_of, pseudo_items, pts_items, read_exclusions, read_pts, without
@@ -153,7 +154,8 @@ def test_mirrored_answers_map_back():
     points = np.random.default_rng(1).uniform(10, 90, (2, 15, 2)).astype(np.float32)
     widths = np.array([100, 120], np.float32)
     mirrored = points[:, list(FLIP_PERMUTATION)].copy()
-    mirrored[..., 0] = widths[:, None] - 1 - mirrored[..., 0]
+    # Labels count from LABEL_ORIGIN: true x = x - origin, mirrored true = w - 1 - true, plus origin.
+    mirrored[..., 0] = widths[:, None] - 1 - (mirrored[..., 0] - LABEL_ORIGIN) + LABEL_ORIGIN
     np.testing.assert_allclose(mirrored_back(mirrored, widths), points, atol=1e-5)
 
 
@@ -175,3 +177,21 @@ def test_distributed_fit_matches_one_process(tmp_path, ytf68_small):
     assert list(b["epoch"]) == [1, 2, 3]
     assert abs(a["rmse"].iloc[-1] - b["rmse"].iloc[-1]) < 0.15 * a["rmse"].iloc[-1]
     assert two.stdout.count("epoch=3") == 1  # one process reports
+
+
+def test_mirror_keeps_the_labels_pixel_origin(ytf68_small):
+    """iBUG labels count pixels from 1: mirroring moves the true position (label - origin) and puts
+    the origin back, so a mirrored face's labels keep the convention the test labels use."""
+    from torchvision.transforms import v2
+
+    from train.augment import MirrorWithSwap
+    from train.data import CANVAS, KeypointDataset, ytf68_faces
+
+    faces = ytf68_faces(ytf68_small)
+    assert np.all(faces.origins > 0.5) and np.all(faces.origins < 3)
+    flip = v2.Compose([MirrorWithSwap(p=1.0), v2.ToDtype(torch.float32, scale=True)])
+    _, points, _ = KeypointDataset(faces, flip)[0]
+    label, origin = faces.keypoints[0], faces.origins[0]
+    expected = label[list(FLIP_PERMUTATION)].copy()
+    expected[:, 0] = (CANVAS - 1) - (expected[:, 0] - origin) + origin
+    np.testing.assert_allclose(points.numpy(), expected, atol=1e-3)

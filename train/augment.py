@@ -24,7 +24,9 @@ class MirrorWithSwap(torch.nn.Module):
         if torch.rand(()) >= self.p:
             return image, points
         image, points = v2.functional.horizontal_flip(image), v2.functional.horizontal_flip(points)
-        return image, tv_tensors.wrap(points[self.permutation], like=points)
+        # Points past the 15 keypoints (helpers of the caller's) keep their places.
+        order = self.permutation + list(range(len(self.permutation), len(points)))
+        return image, tv_tensors.wrap(points[order], like=points)
 
 
 def train_transform(rotation: float = 10.0, scale: float = 0.16, shift_px: float = 6.0) -> v2.Compose:

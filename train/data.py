@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from kaggle_framing import COLUMNS, CROP_SIZE, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, CROP_SIZE, LABEL_ORIGIN, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
 from tracker.crop import warp_crop
 
 CANVAS_MARGIN = 16
@@ -33,30 +33,36 @@ class DataError(ValueError):
 class Faces:
     """Faces framed on canvases: `canvases` (N, CANVAS, CANVAS) uint8, `keypoints` (N, 15, 2) canvas
     pixels with NaN where a label is missing, `groups` (N,) identity (or row) of each face, and
-    `weights` (N,) each face's weight in the loss (its source's weight; 1 by default)."""
+    `weights` (N,) each face's weight in the loss (its source's weight; 1 by default) and `origins`
+    (N,) where the labels' pixel grid starts, in canvas pixels (`LABEL_ORIGIN` times the face's crop
+    scale for iBUG-convention labels, 0 for the Kaggle rows), which the mirror augmentation keeps."""
 
     canvases: np.ndarray
     keypoints: np.ndarray
     groups: np.ndarray
     weights: np.ndarray | None = None
+    origins: np.ndarray | None = None
+
+    FIELDS = ("canvases", "keypoints", "groups", "weights", "origins")
 
     def __post_init__(self) -> None:
         if self.weights is None:
             self.weights = np.ones(len(self.canvases), np.float32)
+        if self.origins is None:
+            self.origins = np.zeros(len(self.canvases), np.float32)
 
     def __len__(self) -> int:
         return len(self.canvases)
 
     def subset(self, index: np.ndarray) -> "Faces":
-        return Faces(self.canvases[index], self.keypoints[index], self.groups[index], self.weights[index])
+        return Faces(*(getattr(self, f)[index] for f in self.FIELDS))
 
     def weighted(self, weight: float) -> "Faces":
-        return Faces(self.canvases, self.keypoints, self.groups, np.full(len(self), weight, np.float32))
+        return Faces(self.canvases, self.keypoints, self.groups, np.full(len(self), weight, np.float32), self.origins)
 
     @staticmethod
     def concat(parts: list["Faces"]) -> "Faces":
-        fields = ("canvases", "keypoints", "groups", "weights")
-        return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+        return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in Faces.FIELDS))
 
 
 def parse_image(text: str, where: str) -> np.ndarray:
@@ -146,23 +152,27 @@ def ytf68_faces(root: str | Path) -> Faces:
     root = Path(root)
     table = read_keypoints68(root)
     points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    canvases, keypoints = [], []
+    canvases, keypoints, origins = [], [], []
     for name, pts in zip(table["image"], points):
         gray = cv2.imread(str(root / "images" / name), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise DataError(f"{root / 'images' / name}: missing or not an image")
-        canvas, on_canvas = frame_on_canvas(gray, pts)
+        canvas, on_canvas, origin = frame_on_canvas(gray, pts)
         canvases.append(canvas)
         keypoints.append(on_canvas)
-    return Faces(np.stack(canvases), np.array(keypoints, dtype=np.float32), table["identity"].astype(str).to_numpy())
+        origins.append(origin)
+    return Faces(np.stack(canvases), np.array(keypoints, dtype=np.float32), table["identity"].astype(str).to_numpy(),
+                 origins=np.array(origins, np.float32))
 
 
-def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The face whose 15 points (image pixels) are given, framed like the Kaggle data on a canvas:
-    (CANVAS, CANVAS) uint8 and the points in canvas pixels."""
+def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The face whose 15 points (image pixels, iBUG convention) are given, framed like the Kaggle
+    data on a canvas: (CANVAS, CANVAS) uint8, the points in canvas pixels and the labels' origin in
+    canvas pixels (LABEL_ORIGIN times the crop scale)."""
     matrix = framing_transform(points)
     matrix[:, 2] += CANVAS_MARGIN
-    return warp_crop(gray, matrix, CANVAS), (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    on_canvas = (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    return warp_crop(gray, matrix, CANVAS), on_canvas, float(LABEL_ORIGIN * matrix[0, 0])
 
 
 def split_by_group(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +197,13 @@ class KeypointDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         image = tv_tensors.Image(torch.from_numpy(self.faces.canvases[i])[None])
-        points = tv_tensors.KeyPoints(torch.from_numpy(self.faces.keypoints[i]), canvas_size=(CANVAS, CANVAS))
+        # The transforms (mirror above all) move true positions, so the labels' origin comes off
+        # first and goes back on after, scaled as the face was: two helper points carry the scale.
+        origin = float(self.faces.origins[i])
+        helpers = torch.tensor([[CANVAS / 2, CANVAS / 2], [CANVAS / 2 + 10, CANVAS / 2]])
+        true = torch.from_numpy(self.faces.keypoints[i]) - origin
+        points = tv_tensors.KeyPoints(torch.cat([true, helpers]), canvas_size=(CANVAS, CANVAS))
         image, points = self.transform(image, points)
-        return image.as_subclass(torch.Tensor), points.as_subclass(torch.Tensor), float(self.faces.weights[i])
+        points = points.as_subclass(torch.Tensor)
+        scale = torch.linalg.norm(points[-1] - points[-2]) / 10
+        return image.as_subclass(torch.Tensor), points[:-2] + origin * scale, float(self.faces.weights[i])

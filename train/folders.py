@@ -67,18 +67,19 @@ def read_pts(path: Path) -> np.ndarray:
 
 def _framed(items: list[tuple[Path, np.ndarray, str]]) -> Faces:
     """Frame each (image path, 15 points in image pixels, identity) on a canvas."""
-    canvases, keypoints, groups = [], [], []
+    canvases, keypoints, groups, origins = [], [], [], []
     for image, points, identity in items:
         gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise DataError(f"{image}: missing or not an image")
-        canvas, on_canvas = frame_on_canvas(gray, points)
+        canvas, on_canvas, origin = frame_on_canvas(gray, points)
         canvases.append(canvas)
         keypoints.append(on_canvas)
         groups.append(identity)
+        origins.append(origin)
     if not canvases:
         return Faces(np.zeros((0, 1, 1), np.uint8), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.array([], str))
-    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups))
+    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups), origins=np.array(origins, np.float32))
 
 
 def pts_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
@@ -134,11 +135,11 @@ def cached_faces(kind: str, root: str | Path, cache_dir: str | Path | None) -> F
     cache = Path(cache_dir) / f"{kind}-{Path(root).name}-{hashlib.sha1(stamp.encode()).hexdigest()[:10]}.npz"
     if cache.exists():
         with np.load(cache) as saved:
-            return Faces(saved["canvases"], saved["keypoints"], saved["groups"])
+            return Faces(saved["canvases"], saved["keypoints"], saved["groups"], origins=saved["origins"])
     faces = _framed(items)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, canvases=faces.canvases, keypoints=faces.keypoints, groups=faces.groups)
+    np.savez(tmp, canvases=faces.canvases, keypoints=faces.keypoints, groups=faces.groups, origins=faces.origins)
     tmp.replace(cache)
     return faces
 
