@@ -9,6 +9,13 @@ from train.engine import TrainingError
 from train.teacher import TeacherError
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kaggle", metavar="CSV", help="Kaggle training.csv (30 keypoint columns with gaps + Image)")
     p.add_argument("--ytf68", metavar="DIR", help="folder with keypoints68.csv and images/ (iBUG 68 points)")
@@ -22,8 +29,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="train the cascade")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=120)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=positive, default=120)
+    p.add_argument("--batch-size", type=positive, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--width1", type=int, default=32, help="level-1 base channels (cost grows with its square)")

@@ -271,6 +271,8 @@ def resumed_schedule(args: argparse.Namespace, checkpoint: dict, scheduler: torc
     state = dict(checkpoint.get("scheduler", {}))
     saved = checkpoint.get("args", {})
     saved_steps, done = state.get("total_steps"), checkpoint.get("epoch", -1) + 1
+    if args.epochs <= done:
+        raise TrainingError(f"{args.resume}: has already run {done} epochs; give --epochs more than that to extend it")
     if saved_steps == scheduler.total_steps:
         return state
     per_epoch = scheduler.total_steps // args.epochs
@@ -280,8 +282,6 @@ def resumed_schedule(args: argparse.Namespace, checkpoint: dict, scheduler: torc
             f"{saved.get('batch_size')}), this run has {per_epoch} steps per epoch; resume with the same "
             "--batch-size and data"
         )
-    if args.epochs <= done:
-        raise TrainingError(f"{args.resume}: has already run {done} epochs; give --epochs more than that to extend it")
     fresh = scheduler.state_dict()
     state.update(total_steps=fresh["total_steps"], _schedule_phases=fresh["_schedule_phases"])
     return state
