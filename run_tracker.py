@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weights", metavar="PATH", help="TorchScript cascade (default: the shipped weights/cascade.pt)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda; any case")
     ap.add_argument("--no-smooth", action="store_true", help="raw points, no One Euro smoothing")
-    ap.add_argument("--max-faces", type=int, default=10, metavar="N", help="most faces tracked at once; the largest are kept (default 10)")
+    ap.add_argument("--max-faces", type=int, default=10, metavar="N",
+                    help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     args = ap.parse_args(argv)
     if args.max_faces < 1:

@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             csv_sink = None
         detector = image_detector() if args.image else HaarDetector()
-        tracker = Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces, detector=detector,
-                          live=args.camera is not None)
+        tracker = Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces,
+                          detector=detector, live=args.camera is not None)
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:

@@ -168,6 +168,7 @@ class CameraSource:
 def exif_orientation(exif: bytes) -> int:
     """The Orientation tag (1-8; 1 = upright) of an EXIF block (a TIFF header and IFD0), 1 when absent
     or unreadable."""
+    exif = exif.removeprefix(b"Exif\x00\x00")  # the JPEG APP1 marker, where a reader leaves it on
     if len(exif) < 8 or exif[:2] not in (b"II", b"MM"):
         return 1
     order = "<" if exif[:2] == b"II" else ">"
@@ -184,8 +185,8 @@ def exif_orientation(exif: bytes) -> int:
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:
-    """The image as EXIF `orientation` says it is to be shown: 2-4 mirror or turn it half way, 5-8
-    swap its axes first (6: the camera was held turned a quarter clockwise)."""
+    """The image as EXIF `orientation` says it is to be shown: 2-4 mirror it or turn it half way,
+    5-8 swap its axes first (6: turn it a quarter clockwise; 8: anticlockwise)."""
     if orientation >= 5:
         image = image.swapaxes(0, 1)
     if orientation in (2, 3, 6, 7):

@@ -206,7 +206,9 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
                 "delete it or point --resume elsewhere"
             ) from None
         if start_epoch >= args.epochs:
-            raise TrainingError(f"{args.resume}: has already run {start_epoch} epochs; give --epochs more than that to extend it")
+            raise TrainingError(
+                f"{args.resume}: has already run {start_epoch} epochs; give --epochs more than that to extend it"
+            )
     val_images, val_targets = stack_eval(val_faces) if len(val_faces) else (None, None)
     val_negative_images = stack_eval(val_negatives)[0] if val_negatives is not None and len(val_negatives) else None
 
@@ -264,14 +266,16 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     return out / CHECKPOINT
 
 
-def resumed_schedule(args: argparse.Namespace, checkpoint: dict, scheduler: torch.optim.lr_scheduler.OneCycleLR) -> dict | None:
+def resumed_schedule(args: argparse.Namespace, checkpoint: dict,
+                     scheduler: torch.optim.lr_scheduler.OneCycleLR) -> dict | None:
     """The scheduler state to resume with. With the checkpoint's --epochs, its own: the run goes on
     exactly. With other --epochs (more, to extend a finished run), the one-cycle curve is laid over
     the new length and the run goes on from its place on it: finished epoch 120 of a run extended to
     150 continues at the learning rate of epoch 120 of a 150-epoch run. Steps per epoch (--batch-size
     and the data) must be the checkpoint's."""
-    if not isinstance(checkpoint.get("scheduler"), dict) or checkpoint["scheduler"].get("total_steps") == scheduler.total_steps:
-        return checkpoint.get("scheduler")  # a missing one fails to load below, as a damaged checkpoint
+    saved_schedule = checkpoint.get("scheduler")
+    if not isinstance(saved_schedule, dict) or saved_schedule.get("total_steps") == scheduler.total_steps:
+        return saved_schedule  # a missing one fails to load below, as a damaged checkpoint
     state, saved = dict(checkpoint["scheduler"]), checkpoint.get("args", {})
     saved_steps = state.get("total_steps")
     per_epoch = scheduler.total_steps // args.epochs
