@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from tests.cli_helpers import require
 
