@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import cv2
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     image = picture(args.frame, args.scale)
     if image is None:
-        print(f"error: no face tracked on frame {args.frame}; pick another --frame")
+        print(f"error: no face tracked on frame {args.frame}; pick another --frame", file=sys.stderr)
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.output), image, [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -108,8 +109,9 @@ def test_sideways_phone_photo_and_16_bit_colour(tmp_path):
 
 def test_folder_with_subfolders_a_jfif_and_an_unwritable_copy(tmp_path):
     """`a.jfif` (a JPEG under a name OpenCV reads but cannot write) comes first and stops nothing; an
-    annotated copy that cannot be written (a folder is in its way) is one warning; subfolders are
-    searched, their paths kept in the annotated folder and in the CSV; hidden folders are not."""
+    annotated copy that cannot be written (a folder is in its way) and an image whose codec is off
+    (.exr) are a warning each; subfolders are searched, their paths kept in the annotated folder and
+    in the CSV; hidden folders are not."""
     upright = photo()
     photos = tmp_path / "photos"
     for folder in ("trip/day1", ".hidden"):
@@ -118,13 +120,17 @@ def test_folder_with_subfolders_a_jfif_and_an_unwritable_copy(tmp_path):
     (photos / "a.jfif").write_bytes((photos / "b.jpg").read_bytes())
     assert cv2.imwrite(str(photos / "trip" / "day1" / "c.png"), upright)
     assert cv2.imwrite(str(photos / ".hidden" / "d.png"), upright)
+    # OpenEXR's header: a codec OpenCV builds in but switches off, so reading raises instead of failing.
+    (photos / "trip" / "e.exr").write_bytes(b"\x76\x2f\x31\x01\x02\x00\x00\x00" + bytes(200))
     out = tmp_path / "annotated"
     (out / "b.jpg").mkdir(parents=True)  # where b.jpg's annotated copy would go
     run = run_tracker("--image", photos, "--output", out, "--csv", tmp_path / "faces.csv", "--no-display")
     assert run.rc == 0, run.stderr
     assert "Traceback" not in run.stderr, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and str(out / "b.jpg") in warnings[0] and "not written" in warnings[0], run.stderr
+    assert len(warnings) == 2, run.stderr
+    assert str(out / "b.jpg") in warnings[0] and "not written" in warnings[0], run.stderr
+    assert str(photos / "trip" / "e.exr") in warnings[1] and "skipped" in warnings[1], run.stderr
     assert run.stderr.splitlines()[-1] == "3 frames, 6 face detections"
     for name in ("a.jfif.png", "trip/day1/c.png"):
         annotated = cv2.imread(str(out / name))
@@ -206,6 +212,18 @@ def test_csv_to_a_closed_pipe_stops_quietly(tmp_path):
                           timeout=120)
     assert proc.stdout == ",".join(HEADER) + "\n"
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+
+
+def test_csv_to_a_pipe_closed_before_the_header():
+    require(WEIGHTS)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "run_tracker.py", "--image", str(require(OBAMAS)), "--csv", "-", "--no-display"],
+                              cwd=ROOT, env=headless_env(), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 @pytest.mark.parametrize("name", ["out.mp4", "out.xyz"])

@@ -38,6 +38,11 @@ def image_detector() -> HaarDetector:
     return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=True)
 
 
+def _drop_stdout() -> None:
+    """Standard output's reader has gone: send what is left (buffered rows) nowhere, not to a traceback."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -89,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `--csv -` to a reader gone before the header
+        _drop_stdout()
+        return 0
     finally:
         # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -146,7 +154,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
         interrupted = True
         print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
     except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches the pipe
+        _drop_stdout()
     finally:
         if show:
             cv2.destroyAllWindows()

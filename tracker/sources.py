@@ -199,7 +199,10 @@ def upright(image: np.ndarray, orientation: int) -> np.ndarray:
 def read_image(path: Path) -> np.ndarray | None:
     """An image file at its own depth and channels (16-bit, alpha), turned upright by its EXIF
     orientation (IMREAD_UNCHANGED alone would ignore it: a phone photo would lie on its side)."""
-    image, kinds, blocks = cv2.imreadWithMetadata(str(path), flags=cv2.IMREAD_UNCHANGED)
+    try:
+        image, kinds, blocks = cv2.imreadWithMetadata(str(path), flags=cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of failing
+        return None
     if image is None or image.size == 0:
         return None
     for kind, block in zip(kinds, blocks):

@@ -16,6 +16,13 @@ def positive(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kaggle", metavar="CSV", help="Kaggle training.csv (30 keypoint columns with gaps + Image)")
     p.add_argument("--ytf68", metavar="DIR", help="folder with keypoints68.csv and images/ (iBUG 68 points)")
@@ -35,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--width1", type=int, default=32, help="level-1 base channels (cost grows with its square)")
     p.add_argument("--width2", type=int, default=16, help="level-2 base channels")
-    p.add_argument("--ema-decay", type=float, default=0.998,
+    p.add_argument("--ema-decay", type=fraction, default=0.998,
                    help="what is evaluated, saved and exported is a moving average of the weights; its decay per "
                         "step, warmed up from 0 as min(DECAY, (1+t)/(10+t)) at step t, so that short runs average "
                         "their last steps, not their start (default 0.998: reached after ~4500 steps)")
