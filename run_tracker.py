@@ -17,14 +17,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
     src.add_argument("--video", metavar="PATH", help="a video file")
-    src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images")
-    ap.add_argument("--output", metavar="PATH", help="annotated video, image, or folder (for a folder of images)")
-    ap.add_argument("--csv", metavar="PATH", help="keypoints CSV: source,frame,face,x,y,w,h + 30 Kaggle columns")
+    src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images (subfolders included)")
+    ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
+                    "(for a folder of images: the same subfolders and names)")
+    ap.add_argument("--csv", metavar="PATH", help="keypoints CSV: source,frame,face,x,y,w,h + 30 Kaggle columns "
+                    "(- for standard output)")
     ap.add_argument("--no-display", action="store_true", help="run headless (no window)")
-    ap.add_argument("--weights", default="weights/cascade.pt", help="TorchScript cascade (default weights/cascade.pt)")
-    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    ap.add_argument("--weights", metavar="PATH", help="TorchScript cascade (default: the shipped weights/cascade.pt)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda; any case")
     ap.add_argument("--no-smooth", action="store_true", help="raw points, no One Euro smoothing")
-    ap.add_argument("--max-faces", type=int, default=10, metavar="N", help="most faces tracked at once (default 10)")
+    ap.add_argument("--max-faces", type=int, default=10, metavar="N",
+                    help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     args = ap.parse_args(argv)
     if args.max_faces < 1:
@@ -45,10 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `facial-keypoints` command (pyproject.toml), and `python run_tracker.py`."""
     status = main()
     # Every output is closed by now. Skip the interpreter's teardown, which with torch loaded takes
     # ~0.4 s: a tenth of a short clip's run.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+if __name__ == "__main__":
+    cli()

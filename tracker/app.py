@@ -14,10 +14,10 @@ import numpy as np
 
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
-from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink
+from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
 from tracker.sources import CameraSource, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker
-from tracker.weights import WeightsError
+from tracker.weights import DEFAULT_WEIGHTS, WeightsError
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"
@@ -38,6 +38,11 @@ def image_detector() -> HaarDetector:
     return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=True)
 
 
+def _drop_stdout() -> None:
+    """Standard output's reader has gone: send what is left (buffered rows) nowhere, not to a traceback."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -56,23 +61,26 @@ def run(args: argparse.Namespace) -> int:
         for path in inputs:
             if not path.exists():
                 raise InputError(f"{path}: no such file or folder")
+        image_folder = Path(args.image) if args.image and Path(args.image).is_dir() else None
+        if args.output and image_folder is None:
+            check_output_name(Path(args.output), video=not args.image)
         if args.csv:
             sinks.append(csv_sink := CsvSink(args.csv, inputs))
         else:
             csv_sink = None
         detector = image_detector() if args.image else HaarDetector()
-        tracker = Tracker(args.weights, args.device, smooth=not args.no_smooth, max_faces=args.max_faces, detector=detector,
-                          live=args.camera is not None)
+        tracker = Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces,
+                          detector=detector, live=args.camera is not None)
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:
             source = VideoSource(args.video)
         else:
-            source = ImageSource(args.image)
+            source = ImageSource(args.image, skip=Path(args.output) if args.output else None)
         image_sink = video_sink = None
         if args.output:
             if args.image:
-                sinks.append(image_sink := ImageSink(args.output, Path(args.image).is_dir(), inputs))
+                sinks.append(image_sink := ImageSink(args.output, image_folder, inputs))
             else:
                 sinks.append(video_sink := VideoSink(args.output, source.fps, source.size, inputs))
         show = not args.no_display
@@ -86,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `--csv -` to a reader gone before the header
+        _drop_stdout()
+        return 0
     finally:
         # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -113,7 +124,11 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
         for frame in source:
             arrived = time.perf_counter()
             timings["decode"] += frame.decode_ms / 1000
+            left_out = tracker.faces_left_out
             faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.gray)
+            if tracker.faces_left_out and not left_out:
+                warn(f"{frame.source}: more than {args.max_faces} faces (frame {frame.index}); keeping the largest "
+                     "(--max-faces; said once)")
             frames += 1
             faces_found += len(faces)
             now = time.perf_counter()
@@ -138,6 +153,8 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     except (KeyboardInterrupt, Stop):
         interrupted = True
         print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
+    except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
+        _drop_stdout()
     finally:
         if show:
             cv2.destroyAllWindows()

@@ -34,13 +34,18 @@ def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np
     return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def to_8bit(frame: np.ndarray) -> np.ndarray:
+    """The frame in 8 bits, channels kept: 16-bit (any integer) scaled, floats read as [0, 1]."""
+    if frame.dtype == np.uint8:
+        return frame
+    if np.issubdtype(frame.dtype, np.floating):
+        return np.clip(np.nan_to_num(frame) * 255, 0, 255).astype(np.uint8)
+    return (frame.astype(np.float32) * (255.0 / np.iinfo(frame.dtype).max)).astype(np.uint8)
+
+
 def to_gray(frame: np.ndarray) -> np.ndarray:
     """8-bit gray from gray, BGR or BGRA frames of 8 or 16 bits (or floats in [0, 1])."""
-    if frame.dtype != np.uint8:
-        if np.issubdtype(frame.dtype, np.floating):
-            frame = np.clip(np.nan_to_num(frame) * 255, 0, 255).astype(np.uint8)
-        else:
-            frame = (frame.astype(np.float32) * (255.0 / np.iinfo(frame.dtype).max)).astype(np.uint8)
+    frame = to_8bit(frame)
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 2:

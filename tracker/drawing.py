@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracker.crop import to_gray
+from tracker.crop import to_8bit, to_gray
 from tracker.tracker import Face
 
 # One colour per track id (BGR), cycled.
@@ -12,12 +12,13 @@ PALETTE = [(0, 255, 0), (0, 200, 255), (255, 128, 0), (255, 0, 255), (0, 255, 25
 
 
 def displayable(frame: np.ndarray) -> np.ndarray:
-    """An 8-bit BGR copy of any frame (gray, BGRA, 16-bit) to draw on."""
-    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
-        return frame.copy()
-    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    return cv2.cvtColor(to_gray(frame), cv2.COLOR_GRAY2BGR)
+    """An 8-bit BGR copy of any frame (gray, BGRA, 16-bit, colour kept) to draw on."""
+    eight = to_8bit(frame)
+    if eight.ndim == 3 and eight.shape[2] == 3:
+        return eight.copy() if eight is frame else eight
+    if eight.ndim == 3 and eight.shape[2] == 4:
+        return cv2.cvtColor(eight, cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(to_gray(eight), cv2.COLOR_GRAY2BGR)
 
 
 def draw_faces(image: np.ndarray, faces: list[Face], fps: float | None = None) -> np.ndarray:

@@ -11,7 +11,9 @@ from tracker.weights import WeightsError, load_cascade
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a silent fallback."""
+    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a silent fallback.
+    Any case: `CPU` is `cpu`."""
+    name = name.lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

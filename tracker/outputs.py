@@ -9,15 +9,39 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from kaggle_framing import COLUMNS
+from tracker.sources import warn
 from tracker.tracker import Face
 
 CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+STDOUT = "-"  # `--csv -`: the CSV on standard output, every message on standard error
+# The containers OpenCV's FFmpeg backend writes with codecs every build has (others, .webm or .gif,
+# fail after a screenful of FFmpeg log), and the codec used in each.
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+VIDEO_NAMES = ".mp4, .avi, .mkv or .mov"
+
+
+def writes_images(path: Path) -> bool:
+    """Whether OpenCV writes images under this file name (it goes by the extension)."""
+    try:
+        return bool(path.suffix) and cv2.haveImageWriter(str(path))
+    except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of answering
+        return False
+
+
+def check_output_name(path: Path, video: bool) -> None:
+    """Refuse, before any work, an annotated video or single image under a name OpenCV cannot write."""
+    if video and path.suffix.lower() not in VIDEO_FOURCC:
+        raise OutputError(f"{path}: cannot write {path.suffix or 'a video without an extension'}; "
+                          f"name the video {VIDEO_NAMES}")
+    if not video and path.suffix and not writes_images(path):
+        raise OutputError(f"{path}: OpenCV cannot write {path.suffix} images; name it .png, .jpg, .webp, .bmp or .tif")
 
 
 class OutputError(RuntimeError):
@@ -46,11 +70,14 @@ class CsvSink:
 
     def __init__(self, path: str | Path, inputs: list[Path]) -> None:
         self.path = Path(path)
-        check_writable(self.path, inputs)
-        try:
-            self.file = self.path.open("w", newline="")
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
+        if str(path) == STDOUT:
+            self.file = sys.stdout
+        else:
+            check_writable(self.path, inputs)
+            try:
+                self.file = self.path.open("w", newline="")
+            except OSError as e:
+                raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
         self.file.write(",".join(CSV_HEADER) + "\n")
         self.file.flush()
 
@@ -69,21 +96,24 @@ class CsvSink:
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is sys.stdout:
+            self.file.flush()
+        else:
+            self.file.close()
 
 
 class VideoSink:
-    """Annotated video with the input's size and frame rate (mp4v in .mp4, MJPG in .avi)."""
+    """Annotated video with the input's size and frame rate (mp4v in .mp4 and .mov, MJPG in .avi and .mkv)."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], inputs: list[Path]) -> None:
         self.path = Path(path)
+        check_output_name(self.path, video=True)
         check_writable(self.path, inputs)
-        fourcc = {".avi": "MJPG", ".mkv": "MJPG"}.get(self.path.suffix.lower(), "mp4v")
         self.size = size
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[self.path.suffix.lower()])
+        self.writer = cv2.VideoWriter(str(self.path), fourcc, fps, size)
         if not self.writer.isOpened():
-            hint = "" if self.path.suffix.lower() in (".mp4", ".avi") else " (use a .mp4 or .avi name)"
-            raise OutputError(f"{self.path}: cannot write a video there{hint}")
+            raise OutputError(f"{self.path}: OpenCV cannot open a video writer there")
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
@@ -95,11 +125,13 @@ class VideoSink:
 
 
 class ImageSink:
-    """Annotated images: to `path` for one image, or into the folder `path` for a folder."""
+    """Annotated images: to `path` for one image, or into the folder `path` for a folder, under the
+    image's path in the input folder (`root`). An image whose extension OpenCV cannot write (.jfif)
+    gets `.png` added to its name; an image that fails to write is a warning, not the end of the run."""
 
-    def __init__(self, path: str | Path, folder: bool, inputs: list[Path]) -> None:
-        self.path, self.folder = Path(path), folder
-        if folder:
+    def __init__(self, path: str | Path, root: Path | None, inputs: list[Path]) -> None:
+        self.path, self.root = Path(path), root
+        if root is not None:
             refuse_input(self.path, inputs)
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
@@ -107,15 +139,21 @@ class ImageSink:
                 raise OutputError(f"{self.path}: cannot create the folder ({e.strerror})") from None
             check_writable(self.path / "probe", inputs)
         else:
+            check_output_name(self.path, video=False)
             check_writable(self.path, inputs)
 
     def write(self, source: str, image: np.ndarray) -> None:
-        target = self.path / Path(source).name if self.folder else self.path
-        if not target.suffix:
-            target = target.with_suffix(".png")
-        if not cv2.imwrite(str(target), image):
-            target = target.with_suffix(".png")  # e.g. a .gif input: write what OpenCV can
-            cv2.imwrite(str(target), image)
+        target = self.path / Path(source).relative_to(self.root) if self.root is not None else self.path
+        if not writes_images(target):
+            target = target.with_name(target.name + ".png")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = cv2.imwrite(str(target), image)
+            reason = "OpenCV could not write it"
+        except (OSError, cv2.error) as e:
+            written, reason = False, getattr(e, "strerror", None) or str(e).strip().splitlines()[-1][:120]
+        if not written:
+            warn(f"{target}: not written ({reason})")
 
     def close(self) -> None:
         pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import struct
 import sys
 import threading
 import time
@@ -164,14 +165,66 @@ class CameraSource:
         self.capture.release()
 
 
-class ImageSource:
-    """One image, or every image of a folder (sorted); files that are not images are skipped."""
+def exif_orientation(exif: bytes) -> int:
+    """The Orientation tag (1-8; 1 = upright) of an EXIF block (a TIFF header and IFD0), 1 when absent
+    or unreadable."""
+    exif = exif.removeprefix(b"Exif\x00\x00")  # the JPEG APP1 marker, where a reader leaves it on
+    if len(exif) < 8 or exif[:2] not in (b"II", b"MM"):
+        return 1
+    order = "<" if exif[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack_from(order + "I", exif, 4)
+        (count,) = struct.unpack_from(order + "H", exif, ifd)
+        for i in range(count):
+            tag, kind, _, value = struct.unpack_from(order + "HHIH", exif, ifd + 2 + 12 * i)
+            if tag == 0x0112 and kind == 3:  # Orientation, a SHORT
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        pass
+    return 1
 
-    def __init__(self, path: str | Path) -> None:
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The image as EXIF `orientation` says it is to be shown: 2-4 mirror it or turn it half way,
+    5-8 swap its axes first (6: turn it a quarter clockwise; 8: anticlockwise)."""
+    if orientation >= 5:
+        image = image.swapaxes(0, 1)
+    if orientation in (2, 3, 6, 7):
+        image = image[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        image = image[::-1]
+    return np.ascontiguousarray(image)
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """An image file at its own depth and channels (16-bit, alpha), turned upright by its EXIF
+    orientation (IMREAD_UNCHANGED alone would ignore it: a phone photo would lie on its side)."""
+    try:
+        image, kinds, blocks = cv2.imreadWithMetadata(str(path), flags=cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of failing
+        return None
+    if image is None or image.size == 0:
+        return None
+    for kind, block in zip(kinds, blocks):
+        if kind == cv2.IMAGE_METADATA_EXIF:
+            return upright(image, exif_orientation(np.asarray(block).tobytes()))
+    return image
+
+
+class ImageSource:
+    """One image, or every image of a folder and its subfolders (sorted; hidden files and folders,
+    and the folder `skip`, left out); files that are not images are skipped with a warning."""
+
+    def __init__(self, path: str | Path, skip: Path | None = None) -> None:
         self.path = Path(path)
         _check_file(self.path, "image or folder")
         if self.path.is_dir():
-            self.files = sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+            skip = skip.resolve() if skip is not None else None
+            self.files = sorted(
+                p for p in self.path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
+                and (skip is None or skip not in p.resolve().parents)
+            )
             if not self.files:
                 raise InputError(f"{self.path}: the folder has no files")
         else:
@@ -181,7 +234,7 @@ class ImageSource:
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             t = time.perf_counter()
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            image = read_image(path)
             if image is None or image.size == 0:
                 if len(self.files) == 1:
                     raise InputError(f"{path}: not a readable image")

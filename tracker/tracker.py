@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ from tracker.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
+from tracker.weights import DEFAULT_WEIGHTS
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
 # (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.
@@ -152,7 +154,7 @@ class Tracker:
     frame's faces count, keeps searching in line).
     """
 
-    def __init__(self, weights: str = "weights/cascade.pt", device: str = "auto", smooth: bool = True,
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 30, verify_every: int = 10, max_misses: int = 2,
                  refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int | None = None,
                  live: bool = False) -> None:
@@ -172,6 +174,7 @@ class Tracker:
         self.detector_lag, self.live = detector_lag, live
         self.background = BackgroundJobs()
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
+        self.faces_left_out = 0  # faces found but not followed, over max_faces (the smallest go)
         self.reset()
 
     def reset(self) -> None:
@@ -270,13 +273,25 @@ class Tracker:
                 fresh.append(b)
         self._start_tracks(gray, fresh)
 
+    def _largest(self, found: list[_Found], room: int) -> list[_Found]:
+        """The `room` largest of these faces (in their order), counting the others as left out."""
+        if len(found) <= room:
+            return found
+        self.faces_left_out += len(found) - room
+        keep = sorted(range(len(found)), key=lambda i: -found[i].box[2])[:room]
+        return [found[i] for i in sorted(keep)]
+
     def _start_tracks(self, gray: np.ndarray, boxes: list[np.ndarray] | np.ndarray) -> None:
-        """Start tracks on these detector boxes."""
-        room = self.max_faces - len(self.tracks)
-        if room <= 0:
+        """Start tracks on these detector boxes; where there is no room for all, on the largest of
+        those that look like faces."""
+        if len(boxes) == 0:
             return
-        for found in self._find(gray, boxes, self.refine_passes)[:room]:
-            self.tracks.append(_Track(self.next_id, found.framing, OneEuroFilter()))
+        found = self._find(gray, boxes, self.refine_passes)
+        room = max(self.max_faces - len(self.tracks), 0)
+        if len(found) > room:
+            found = [f for f in found if looks_like_face(f.crop_points)]
+        for face in self._largest(found, room):
+            self.tracks.append(_Track(self.next_id, face.framing, OneEuroFilter()))
             self.next_id += 1
 
     def _check_patch(self, gray: np.ndarray, track: _Track) -> np.ndarray:
@@ -345,13 +360,10 @@ class Tracker:
         self.reset()
         gray = to_gray(image)
         t = time.perf_counter()
-        boxes = self.detector.detect(gray)[: self.max_faces]
+        boxes = self.detector.detect(gray)
         self._timed("detect", t)
         if len(boxes) == 0:
             return []
         # Time is no object for a still image: one more reframing pass than for a new track.
-        faces = []
-        for found in self._find(gray, boxes, self.refine_passes + 1):
-            if looks_like_face(found.crop_points):
-                faces.append(Face(len(faces), found.box, found.points, found.points))
-        return faces
+        found = [f for f in self._find(gray, boxes, self.refine_passes + 1) if looks_like_face(f.crop_points)]
+        return [Face(i, f.box, f.points, f.points) for i, f in enumerate(self._largest(found, self.max_faces))]

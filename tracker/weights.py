@@ -16,6 +16,9 @@ import torch
 from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, NUM_KEYPOINTS
 
 EXTRA_FILE = "keypoints.json"
+# The shipped weights: the `weights` folder beside the `tracker` package, in a checkout and once
+# installed alike (pyproject.toml installs it as package data), wherever the program is run from.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cascade.pt"
 
 # TorchScript is the weights format by contract; its deprecation notices are noise to our users.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
@@ -40,6 +43,8 @@ def contract_metadata() -> dict:
 def load_cascade(path: str | Path, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
     """Load a cascade file on `device`, check its contract with a dry run, and return it in eval mode."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; give the weights file (a .pt file) itself")
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     extra = {EXTRA_FILE: ""}

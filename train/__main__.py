@@ -9,6 +9,20 @@ from train.engine import TrainingError
 from train.teacher import TeacherError
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kaggle", metavar="CSV", help="Kaggle training.csv (30 keypoint columns with gaps + Image)")
     p.add_argument("--ytf68", metavar="DIR", help="folder with keypoints68.csv and images/ (iBUG 68 points)")
@@ -22,19 +36,24 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="train the cascade")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=120)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=positive, default=120)
+    p.add_argument("--batch-size", type=positive, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--width1", type=int, default=32, help="level-1 base channels (cost grows with its square)")
     p.add_argument("--width2", type=int, default=16, help="level-2 base channels")
-    p.add_argument("--ema-decay", type=float, default=0.998, help="decay of the weights' moving average (per step)")
+    p.add_argument("--ema-decay", type=fraction, default=0.998,
+                   help="what is evaluated, saved and exported is a moving average of the weights; its decay per "
+                        "step, warmed up from 0 as min(DECAY, (1+t)/(10+t)) at step t, so that short runs average "
+                        "their last steps, not their start (default 0.998: reached after ~4500 steps)")
     p.add_argument("--centre-noise", type=float, default=1.5, help="sd (px) of noise on level-2 centres in training")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], type=str.lower)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: augment in the main process)")
     p.add_argument("--output-dir", default="runs/cascade")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from this checkpoint.pth")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from this checkpoint.pth: exactly, with its --epochs; with more --epochs, the "
+                        "learning-rate schedule is stretched to the new length (same --batch-size and data)")
     p.add_argument("--export", metavar="PT", help="also write the TorchScript file here when done")
     p.add_argument("--pts", action="append", default=[], metavar="DIR",
                    help="a 300-W style folder (image + same-name .pts, any depth); training only; repeatable")
@@ -49,11 +68,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--presence-weight", type=float, default=1.0, help="weight of the presence loss (default 1)")
     p.add_argument("--cache", default="runs/cache", help="folder for framed faces and mined negatives (reused)")
 
-    p = sub.add_parser("evaluate", help="RMSE and NME of a checkpoint or TorchScript file")
+    p = sub.add_parser("evaluate", help="RMSE and NME of a checkpoint or TorchScript file",
+                       description="Scores the validation split (the identities fit held out, with the same "
+                                   "--val-fraction and --split-seed); --val-fraction 1 scores every face of the data.")
     p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")
     add_data_args(p)
     p.add_argument("--jitter", action="store_true", help="also score detector-like framing jitter (scale sd 8%%, shift sd 3 px)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], type=str.lower)
 
     p = sub.add_parser("export", help="checkpoint -> TorchScript file")
     p.add_argument("checkpoint")
@@ -68,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, metavar="CSV")
     p.add_argument("--lookup", required=True, metavar="CSV", help="IdLookupTable.csv")
     p.add_argument("--output", default="submission.csv")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], type=str.lower)
     return ap
 
 

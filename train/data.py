@@ -111,7 +111,9 @@ def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
             except ValueError:
                 raise DataError(f"{where}: a keypoint value is not a number") from None
             keypoints.append(values)
-            ids.append(row[id_col] if id_col is not None else str(len(ids) + 1))
+            if id_col is not None and not row[id_col].strip().isdigit():
+                raise DataError(f"{where}: ImageId {row[id_col]!r} is not a whole number")
+            ids.append(row[id_col].strip() if id_col is not None else str(len(ids) + 1))
     if not images:
         raise DataError(f"{path}: no rows")
     return np.stack(images), np.array(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2), ids

@@ -140,6 +140,25 @@ def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
     return model.eval()
 
 
+def warmed_up_ema(decay: float):
+    """AveragedModel's update for a moving average warmed up as timm's EMA: at update t its decay is
+    min(decay, (1 + t) / (10 + t)), so the average follows about the last tenth of the steps so far
+    until `decay` takes over (0.998: after ~4500 steps). A short run or fine-tune then ends near its
+    own last weights instead of near the weights it started from."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        t = float(updates)
+        d = min(decay, (1 + t) / (10 + t))
+        for a, c in zip(averaged, current, strict=True):
+            if a.is_floating_point():
+                a.lerp_(c, 1 - d)
+            else:  # counters (batch norm's num_batches_tracked): the current one
+                a.copy_(c)
+
+    return update
+
+
 def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_negatives: Faces | None = None) -> Path:
     """Train the cascade; one checkpoint and one metrics row per epoch in args.output_dir.
 
@@ -160,9 +179,7 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
         step = torch.nn.parallel.DistributedDataParallel(step)
     # An exponential moving average of the weights is what gets evaluated and exported: it is
     # steadier than the last step's weights and costs nothing at inference.
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema_decay), use_buffers=True
-    )
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=warmed_up_ema(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(train_faces) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -171,21 +188,12 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     start_epoch = 0
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
-        # The one-cycle schedule is fixed by --epochs, --batch-size and the data: another length
-        # cannot continue it (OneCycleLR would fail mid-epoch with a ValueError).
-        saved_steps = checkpoint.get("scheduler", {}).get("total_steps")
-        if saved_steps != scheduler.total_steps:
-            saved = checkpoint.get("args", {})
-            raise TrainingError(
-                f"{args.resume}: made for a schedule of {saved_steps} steps (--epochs {saved.get('epochs')} "
-                f"--batch-size {saved.get('batch_size')}), this run has {scheduler.total_steps}; resume with the "
-                "same --epochs, --batch-size and data"
-            )
+        schedule = resumed_schedule(args, checkpoint, scheduler)
         try:
             model.load_state_dict(checkpoint["train_model"])
             ema.load_state_dict(checkpoint["ema"])
             optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
+            scheduler.load_state_dict(schedule)
             start_epoch = checkpoint["epoch"] + 1
             torch.set_rng_state(checkpoint["rng"]["torch"])
             np.random.set_state(checkpoint["rng"]["numpy"])
@@ -197,6 +205,10 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
                 f"{args.resume}: damaged or not from this model ({type(e).__name__}: {reason}); "
                 "delete it or point --resume elsewhere"
             ) from None
+        if start_epoch >= args.epochs:
+            raise TrainingError(
+                f"{args.resume}: has already run {start_epoch} epochs; give --epochs more than that to extend it"
+            )
     val_images, val_targets = stack_eval(val_faces) if len(val_faces) else (None, None)
     val_negative_images = stack_eval(val_negatives)[0] if val_negatives is not None and len(val_negatives) else None
 
@@ -252,6 +264,30 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         plot_metrics(out / METRICS, out / "curves.png")
     return out / CHECKPOINT
+
+
+def resumed_schedule(args: argparse.Namespace, checkpoint: dict,
+                     scheduler: torch.optim.lr_scheduler.OneCycleLR) -> dict | None:
+    """The scheduler state to resume with. With the checkpoint's --epochs, its own: the run goes on
+    exactly. With other --epochs (more, to extend a finished run), the one-cycle curve is laid over
+    the new length and the run goes on from its place on it: finished epoch 120 of a run extended to
+    150 continues at the learning rate of epoch 120 of a 150-epoch run. Steps per epoch (--batch-size
+    and the data) must be the checkpoint's."""
+    saved_schedule = checkpoint.get("scheduler")
+    if not isinstance(saved_schedule, dict) or saved_schedule.get("total_steps") == scheduler.total_steps:
+        return saved_schedule  # a missing one fails to load below, as a damaged checkpoint
+    state, saved = dict(checkpoint["scheduler"]), checkpoint.get("args", {})
+    saved_steps = state.get("total_steps")
+    per_epoch = scheduler.total_steps // args.epochs
+    if not saved_steps or not saved.get("epochs") or saved_steps != saved["epochs"] * per_epoch:
+        raise TrainingError(
+            f"{args.resume}: made with {saved_steps} steps over --epochs {saved.get('epochs')} (--batch-size "
+            f"{saved.get('batch_size')}), this run has {per_epoch} steps per epoch; resume with the same "
+            "--batch-size and data"
+        )
+    fresh = scheduler.state_dict()
+    state.update(total_steps=fresh["total_steps"], _schedule_phases=fresh["_schedule_phases"])
+    return state
 
 
 def all_finite(model: torch.nn.Module) -> bool:

@@ -1,0 +1,60 @@
+"""`pip install .` gives a working project: the `tracker` and `train` packages, the shared contract
+module, the shipped weights as package data and the `facial-keypoints` command, usable from any
+folder. Installed into a fresh venv that sees this interpreter's packages (--system-site-packages),
+without dependencies or build isolation (--no-deps --no-build-isolation): offline and ~10 s."""
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import headless_env, require
+
+pytestmark = pytest.mark.install
+
+ROOT = Path(__file__).resolve().parents[1]
+OBAMAS = ROOT.parent / "shared" / "data" / "photos" / "obamas.jpg"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The venv's bin folder, after `pip install` of a copy of the repository (pip builds in the
+    source folder: the copy keeps build/ and *.egg-info out of the checkout)."""
+    pytest.importorskip("setuptools")
+    base = tmp_path_factory.mktemp("install")
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venvs", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "samples", "benchmark_plots", "docs"))
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return venv / "bin"
+
+
+def test_installed_modules_and_weights_come_from_the_venv(installed, tmp_path):
+    code = ("import kaggle_framing, run_tracker, tracker.app, train.engine\n"
+            "from tracker.weights import DEFAULT_WEIGHTS\n"
+            "print(kaggle_framing.__file__, tracker.app.__file__, train.engine.__file__, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.is_file())")
+    proc = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    *files, found = proc.stdout.split()
+    venv = installed.parent.resolve()
+    assert all(Path(f).resolve().is_relative_to(venv) for f in files), files
+    assert found == "True"
+
+
+def test_console_command_from_another_folder(installed, tmp_path):
+    proc = subprocess.run([str(installed / "facial-keypoints"), "--image", str(require(OBAMAS)), "--csv", "-", "--no-display"],
+                          cwd=tmp_path, env=headless_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(proc.stdout.splitlines()))
+    assert rows[0][:7] == ["source", "frame", "face", "x", "y", "w", "h"] and len(rows) == 3, proc.stdout
+    help_text = subprocess.run([str(installed / "facial-keypoints"), "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "--camera" in help_text and "--max-faces" in help_text
