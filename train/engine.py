@@ -174,6 +174,8 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     torch.manual_seed(args.seed)  # the same initial weights in every process
     model_args = {"width1": args.width1, "width2": args.width2}
     model = CascadeCNN(**model_args).to(device)
+    if getattr(args, "init", None):
+        init_from(model, args.init)
     step = TrainStep(model)
     if distributed.world_size() > 1:
         step = torch.nn.parallel.DistributedDataParallel(step)
@@ -288,6 +290,28 @@ def resumed_schedule(args: argparse.Namespace, checkpoint: dict,
     fresh = scheduler.state_dict()
     state.update(total_steps=fresh["total_steps"], _schedule_phases=fresh["_schedule_phases"])
     return state
+
+
+# Weights of cascades exported before level 1 had its presence head: its one head was Sequential.
+_RENAMED = {"level1.head.2.": "level1.hidden.2.", "level1.head.4.": "level1.points."}
+
+
+def init_from(model: CascadeCNN, path: str) -> None:
+    """Start from the weights of a cascade file or checkpoint (a fine-tune). Parts it lacks (the
+    presence head of an older file) keep their fresh initialisation, and are named."""
+    try:
+        state = torch.jit.load(path, map_location="cpu").state_dict()
+    except Exception:  # not TorchScript: a training checkpoint
+        state = load_checkpoint(path)["model"]
+    for old, new in _RENAMED.items():
+        state = {k.replace(old, new): v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise TrainingError(f"--init {path}: not weights of this model ({' '.join(str(e).split())[:120]})") from None
+    if unexpected:
+        raise TrainingError(f"--init {path}: not weights of this model (unexpected {', '.join(unexpected[:3])})")
+    print(f"started from {path}" + (f"; fresh: {', '.join(missing)}" if missing else ""), flush=True)
 
 
 def all_finite(model: torch.nn.Module) -> bool:
