@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import kaggle_framing as kf
+from tests.cli_helpers import ROOT
 
 
 def test_mean_shape_is_recomputed_from_the_real_labels(real_labels):
@@ -105,3 +106,32 @@ def test_framing_transform_undoes_a_scale_and_shift():
     image_points = kf.MEAN_SHAPE * 3.2 + np.array([140.0, 55.0], dtype=np.float32)
     m = kf.framing_transform(image_points)
     np.testing.assert_allclose(kf.apply_affine(m, image_points), kf.MEAN_SHAPE, atol=1e-3)
+
+
+def imported_packages(folder: str) -> dict[str, set[str]]:
+    """Top-level package of every import (at any depth of the code) in each module of `folder`."""
+    import ast
+
+    found = {}
+    for path in (ROOT / folder).glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[path.name] = names
+    return found
+
+
+def test_imports_run_one_way():
+    """tracker/ and train/ both import the shared contract and never each other; the contract
+    imports neither, and torch only inside `load_torchscript` (for the callers that have torch)."""
+    for name, names in imported_packages("tracker").items():
+        assert "train" not in names, name
+    for name, names in imported_packages("train").items():
+        assert "tracker" not in names, name
+    for name, names in imported_packages("kaggle_framing").items():
+        assert not names & {"tracker", "train", "benchmarks"}, name
+    code = (ROOT / "kaggle_framing" / "weights_contract.py").read_text()
+    assert "\nimport torch" not in code and "\nfrom torch" not in code

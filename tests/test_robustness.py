@@ -342,15 +342,15 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
     """SIGTERM becomes app.Stop; the weights loader's `except Exception` (bad files raise anything)
     must let it through rather than report the weights as unreadable. (The subprocess test above
     cannot aim its signal at the load itself.)"""
-    from tracker import weights
+    from kaggle_framing.weights_contract import load_torchscript
     from tracker.app import Stop
 
     def load_interrupted(*args, **kwargs):
         raise Stop()
 
-    monkeypatch.setattr(weights.torch.jit, "load", load_interrupted)
+    monkeypatch.setattr(torch.jit, "load", load_interrupted)
     with pytest.raises(Stop):
-        weights.load_cascade(require(WEIGHTS))
+        load_torchscript(require(WEIGHTS))
 
 
 # ---------------------------------------------------------------------------------------------

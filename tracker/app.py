@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
 from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
 from tracker.sources import CameraSource, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker
-from tracker.weights import DEFAULT_WEIGHTS, WeightsError
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"

@@ -29,11 +29,11 @@ from kaggle_framing import (
     interocular, invert_affine,
 )
 from tracker.background import BackgroundJobs
-from tracker.crop import to_gray, warp_crop
+from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
-from tracker.weights import DEFAULT_WEIGHTS
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
 # (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.

@@ -1,8 +1,10 @@
-"""The contract shared by `tracker/` (run time) and `train/` (offline).
+"""The contract shared by `tracker/` (run time) and `train/` (offline): both import it, it imports
+neither, and neither imports the other.
 
-Keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping and
-the similarity fits that move points between an image and the crop. NumPy only, so both sides (and
-the benchmarks) can import it cheaply.
+Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping
+and the similarity fits that move points between an image and the crop, NumPy only. Beside it:
+`crop` (the framed crop cut out of a frame), `weights_contract` (the cascade files, TorchScript and
+its ONNX twin) and `keypoints68` (the 68-point label folders). None of them imports torch.
 
 The framing is the mean shape of the 2140 fully labelled rows of Kaggle's training.csv
 (`../shared/data/kaggle/training_labels.csv`), mirrored (pixel i -> 95 - i) and averaged so that a horizontal flip maps
