@@ -13,11 +13,11 @@ from kaggle_framing.weights_contract import (
 )
 
 
-def session_options() -> ort.SessionOptions:
+def session_options(threads: int = 1) -> ort.SessionOptions:
     options = ort.SessionOptions()
     # One thread, no spinning: a 96x96 crop is too little work to split (batch 1: 0.40 ms with one
     # thread, 0.41 with two), and the video decoder and the detector want the other core.
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -32,11 +32,11 @@ class OnnxCascade:
 
     device = "cpu"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
         path = Path(path)
         check_is_file(path)
         try:
-            self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types for bad files
             raise WeightsError(f"{path}: not a readable ONNX file ({first_line(e)})") from None
         self.metadata = self.session.get_modelmeta().custom_metadata_map
