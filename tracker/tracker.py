@@ -16,6 +16,7 @@ Haar passes run on a worker thread and their answers arrive a few frames later
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -135,8 +136,9 @@ def looks_like_face(crop_points: np.ndarray) -> bool:
         return False
     m = fit_similarity(crop_points, MEAN_SHAPE, rotation=True)
     residual = np.sqrt(((apply_affine(m, crop_points) - MEAN_SHAPE) ** 2).sum(axis=-1).mean())
-    scale = float(np.hypot(m[0, 0], m[1, 0]))
-    roll = abs(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    (a, _, _), (b, _, _) = m.tolist()  # scalar maths on Python floats: numpy's is slower on one number
+    scale = math.hypot(a, b)
+    roll = abs(math.degrees(math.atan2(b, a)))
     return residual <= MAX_SHAPE_RESIDUAL and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] and roll <= MAX_ROLL_DEGREES
 
 
