@@ -105,6 +105,12 @@ def test_missing_twin_without_torch_is_one_error(tmp_path, monkeypatch):
         open_runtime(pt, "cpu")
 
 
+def test_cuda_without_torch_is_one_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tracker.torchscript_cascade", None)  # import fails, as without torch
+    with pytest.raises(WeightsError, match="--device cuda needs torch"):
+        open_runtime(require(WEIGHTS), "cuda")
+
+
 def test_onnx_weights_run_on_the_cpu_only():
     assert isinstance(open_runtime(require(twin_path(WEIGHTS)), "auto"), OnnxCascade)
     with pytest.raises(WeightsError, match="runs on the CPU only"):

@@ -57,8 +57,10 @@ def open_runtime(weights: str | Path, device: str = "auto") -> Runtime:
         return _cpu_runtime(path)
     if path.suffix == ".onnx":
         raise WeightsError(f"{path}: the ONNX twin runs on the CPU only; --device {device} runs the TorchScript .pt")
-    from tracker.torchscript_cascade import TorchScriptCascade
-
+    try:
+        from tracker.torchscript_cascade import TorchScriptCascade
+    except ImportError:
+        raise WeightsError(f"--device {device} needs torch, which is not installed (--device cpu runs without it)") from None
     return TorchScriptCascade(path, device)
 
 
