@@ -146,9 +146,8 @@ def export(args: argparse.Namespace) -> int:
     else:
         try:
             model = CascadeCNN.from_torchscript(scripted)
-        except (KeyError, RuntimeError) as e:
-            raise TrainingError(f"{source}: not the cascade of train/model.py ({type(e).__name__}); "
-                                "export from its training checkpoint") from None
+        except (KeyError, RuntimeError):  # another architecture (an older .pt): the legacy exporter reads it
+            model = scripted
         output = Path(args.output or source)
     if output.exists() and output.samefile(source):
         export_twin(model, output)

@@ -43,33 +43,50 @@ def export_cascade(model: nn.Module, path: str | Path) -> None:
 
 
 def export_twin(model: nn.Module, path: str | Path) -> Path:
-    """Write the ONNX twin of the TorchScript file `path`, exported from `model` (the same weights as
-    an eager module: the exporter cannot read TorchScript), and check that both give the same points."""
+    """Write the ONNX twin of the TorchScript file `path`, exported from `model` (the same weights),
+    and check that both give the same points before it takes the twin's place.
+
+    `model` is an eager module wherever train/model.py can rebuild one (torch.export, the exporter
+    torch recommends, cannot read TorchScript); a TorchScript module otherwise, for the legacy
+    exporter: a .pt of an earlier architecture still gets its twin."""
     path, twin = Path(path), twin_path(path)
     model = model.eval().cpu()
     presence = hasattr(model, "with_presence")
+    outputs = [KEYPOINTS, PRESENCE] if presence else [KEYPOINTS]
+    module = _WithPresence(model) if presence else model
     x = torch.rand(2, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation and fallback notices
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(
-            _WithPresence(model) if presence else model, (x,), dynamo=True, verbose=False,
-            input_names=[INPUT], output_names=[KEYPOINTS, PRESENCE] if presence else [KEYPOINTS],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-        )
-    program.model.metadata_props.update({
-        EXTRA_FILE: json.dumps(contract_metadata()), "source": path.name, SOURCE_SHA256: file_sha256(path),
-    })
-    program.model.producer_name = "python -m train export"
     tmp = twin.with_suffix(".onnx.tmp")
-    program.save(str(tmp), external_data=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporters' deprecation and fallback notices
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        if isinstance(model, torch.jit.ScriptModule):
+            torch.onnx.export(torch.jit.script(module) if presence else module, (x,), str(tmp), dynamo=False,
+                              input_names=[INPUT], output_names=outputs, opset_version=18,
+                              dynamic_axes={name: {0: "batch"} for name in [INPUT, *outputs]})
+        else:
+            program = torch.onnx.export(module, (x,), dynamo=True, verbose=False, input_names=[INPUT],
+                                        output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},))
+            program.save(str(tmp), external_data=False)
     try:
+        _stamp(tmp, path)
         check_twin(path, tmp)
     except BaseException:
         tmp.unlink()
         raise
     tmp.replace(twin)
     return twin
+
+
+def _stamp(onnx_file: Path, source: Path) -> None:
+    """Write the contract and the sha256 of the .pt it came from into the ONNX file's metadata."""
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    props = {EXTRA_FILE: json.dumps(contract_metadata()), "source": source.name, SOURCE_SHA256: file_sha256(source)}
+    del model.metadata_props[:]
+    model.metadata_props.extend(onnx.StringStringEntryProto(key=k, value=v) for k, v in props.items())
+    model.producer_name = "python -m train export"
+    onnx.save(model, str(onnx_file))
 
 
 def check_twin(path: Path, twin: Path) -> None:
