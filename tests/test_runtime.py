@@ -181,3 +181,8 @@ def test_a_cpu_run_never_imports_torch(tmp_path, source):
     assert "torch modules: []" in proc.stdout
     assert "warning" not in proc.stderr, proc.stderr
     assert len(out.read_text().splitlines()) > 1
+
+
+def test_hidden_gpus_are_not_looked_for(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as torch reads it: no GPU for this process
+    assert not cuda_plausible()
