@@ -206,7 +206,9 @@ def test_export_writes_a_standalone_torchscript_file(kaggle_run, tmp_path, capsy
     assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
     out = capsys.readouterr().out
     assert f"wrote {pt}" in out and f"wrote {twin_path(pt)}" in out
-    assert OnnxCascade(twin_path(pt)).source_sha256 == file_sha256(pt)  # the twin knows its .pt
+    twin = OnnxCascade(twin_path(pt))
+    assert twin.source_sha256 == file_sha256(pt)  # the twin knows its .pt
+    assert twin.has_presence  # the cascade's with_presence became the twin's `presence` output
     x = torch.rand(5, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path / "x.pt")
 
