@@ -23,7 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--csv", metavar="PATH", help="keypoints CSV: source,frame,face,x,y,w,h + 30 Kaggle columns "
                     "(- for standard output)")
     ap.add_argument("--no-display", action="store_true", help="run headless (no window)")
-    ap.add_argument("--weights", metavar="PATH", help="TorchScript cascade (default: the shipped weights/cascade.pt)")
+    ap.add_argument("--weights", metavar="PATH", help="cascade .pt, whose .onnx twin beside it runs on the CPU, or an "
+                    ".onnx (default: the shipped weights/cascade.pt)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda; any case")
     ap.add_argument("--no-smooth", action="store_true", help="raw points, no One Euro smoothing")
     ap.add_argument("--max-faces", type=int, default=10, metavar="N",

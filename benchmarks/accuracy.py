@@ -43,7 +43,7 @@ def score(errors: np.ndarray, found: int, total: int, limit: float = 0.10) -> di
 
 def image_errors(root: Path, rows: np.ndarray, locate) -> np.ndarray:
     """NME per image; NaN where `locate(image) -> list of (15, 2) point sets` found no face on it."""
-    from train.data import read_keypoints68
+    from kaggle_framing.keypoints68 import read_keypoints68
 
     table = read_keypoints68(root)
     truth = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
@@ -73,7 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     from tracker.app import image_detector
     from tracker.tracker import Tracker
-    from train.data import read_keypoints68
+    from kaggle_framing.keypoints68 import read_keypoints68
 
     root = Path(args.root)
     table = read_keypoints68(root)

@@ -91,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     if not PEERS["mediapipe"].installed():
         raise SystemExit("error: MediaPipe is not installed; run python -m benchmarks --setup-peers")
-    from train.data import read_keypoints68
+    from kaggle_framing.keypoints68 import read_keypoints68
 
     root = Path(args.root)
     table = read_keypoints68(root)

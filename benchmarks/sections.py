@@ -51,7 +51,7 @@ def checked(system: System, result: RunResult, results: Results, what: str) -> b
 
 def accuracy(systems: list[System], root: Path, scale: Scale, run_dir: Path, results: Results) -> None:
     """Found rate and NME of every system on the held-out identities' images (`--image` on a folder)."""
-    from train.data import read_keypoints68
+    from kaggle_framing.keypoints68 import read_keypoints68
 
     table = read_keypoints68(root)
     rows = heldout_rows(table)

@@ -1,4 +1,4 @@
-"""tracker/crop.py with the kaggle_framing transforms: a frame pixel lands in the 96x96 crop where the
+"""kaggle_framing/crop.py with the kaggle_framing transforms: a frame pixel lands in the 96x96 crop where the
 framing matrix says it does, on both the direct and the pyrDown (big face) paths; and the small
 transform helpers the tracker builds on (invert_affine, framing_from_box <-> box_from_framing)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from kaggle_framing import (
     CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_from_box, framing_transform, invert_affine,
 )
-from tracker.crop import warp_crop
+from kaggle_framing.crop import warp_crop
 from tracker.tracker import box_from_framing
 
 # Keypoints far enough apart in the crop (>= 19 px) to measure each dot's centre on its own.

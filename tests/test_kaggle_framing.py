@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import kaggle_framing as kf
+from tests.cli_helpers import ROOT
 
 
 def test_mean_shape_is_recomputed_from_the_real_labels(real_labels):
@@ -105,3 +106,36 @@ def test_framing_transform_undoes_a_scale_and_shift():
     image_points = kf.MEAN_SHAPE * 3.2 + np.array([140.0, 55.0], dtype=np.float32)
     m = kf.framing_transform(image_points)
     np.testing.assert_allclose(kf.apply_affine(m, image_points), kf.MEAN_SHAPE, atol=1e-3)
+
+
+def imported_modules(folder: str) -> dict[str, set[str]]:
+    """Every module each file of `folder` imports from, at any depth of the code ("pkg.mod")."""
+    import ast
+
+    found = {}
+    for path in (ROOT / folder).glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module)
+        found[path.name] = names
+    return found
+
+
+def test_imports_run_one_way():
+    """tracker/ never imports train/; train/ imports from tracker/ only the face detector (to mine the
+    detector's own false positives); the contract imports neither, and torch only inside
+    `load_torchscript` (for the callers that have torch)."""
+    def top(names: set[str]) -> set[str]:
+        return {n.split(".")[0] for n in names}
+
+    for name, names in imported_modules("tracker").items():
+        assert "train" not in top(names), name
+    for name, names in imported_modules("train").items():
+        assert {n for n in names if n.split(".")[0] == "tracker"} <= {"tracker.app", "tracker.haar_detector"}, name
+    for name, names in imported_modules("kaggle_framing").items():
+        assert not top(names) & {"tracker", "train", "benchmarks"}, name
+    code = (ROOT / "kaggle_framing" / "weights_contract.py").read_text()
+    assert "\nimport torch" not in code and "\nfrom torch" not in code

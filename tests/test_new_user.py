@@ -278,17 +278,17 @@ def test_runs_from_another_folder_with_the_shipped_weights(tmp_path):
 
 
 def test_weights_folder_is_named_a_folder():
-    from tracker.weights import WeightsError, load_cascade
+    from kaggle_framing.weights_contract import WeightsError, load_torchscript
+    from tracker.runtime import open_runtime
 
     with pytest.raises(WeightsError, match="weights: is a folder"):
-        load_cascade(ROOT / "weights")
+        open_runtime(ROOT / "weights", "cpu")
+    with pytest.raises(WeightsError, match="weights: is a folder"):
+        load_torchscript(ROOT / "weights")
 
 
 @pytest.mark.parametrize("name", ["CPU", "Cpu", "AUTO"])
 def test_device_in_any_case(name):
-    import torch
+    from tracker.runtime import open_runtime
 
-    from tracker.keypoint_model import resolve_device
-
-    assert resolve_device(name) == resolve_device(name.lower())
-    assert isinstance(resolve_device(name), torch.device)
+    assert type(open_runtime(require(WEIGHTS), name)) is type(open_runtime(WEIGHTS, name.lower()))

@@ -17,7 +17,7 @@ from kaggle_framing import (
     CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_transform, interocular, invert_affine,
     kaggle_from_ibug68,
 )
-from tracker.crop import to_gray, warp_crop
+from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.sources import read_frames
 from tracker.tracker import Tracker, box_from_framing, looks_like_face

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES
+from kaggle_framing.weights_contract import file_sha256, twin_path
+from tracker.onnx_cascade import OnnxCascade
 from train import engine
 from train.__main__ import main
 from train.engine import load_checkpoint, model_from_checkpoint
@@ -202,7 +204,11 @@ SUBPROCESS_LOAD = textwrap.dedent(
 def test_export_writes_a_standalone_torchscript_file(kaggle_run, tmp_path, capsys):
     pt = tmp_path / "weights" / "cascade.pt"
     assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
-    assert f"wrote {pt}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {pt}" in out and f"wrote {twin_path(pt)}" in out
+    twin = OnnxCascade(twin_path(pt))
+    assert twin.source_sha256 == file_sha256(pt)  # the twin knows its .pt
+    assert twin.has_presence  # the cascade's with_presence became the twin's `presence` output
     x = torch.rand(5, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path / "x.pt")
 
@@ -224,6 +230,21 @@ def test_export_writes_a_standalone_torchscript_file(kaggle_run, tmp_path, capsy
         eager_out = eager(x)
     assert scripted_out.shape == (5, 15, 2) and scripted_out.dtype == torch.float32
     torch.testing.assert_close(scripted_out, eager_out, rtol=0, atol=1e-5)
+
+
+def test_export_of_a_torchscript_file_writes_its_twin(kaggle_run, tmp_path, capsys):
+    pt = tmp_path / "cascade.pt"
+    assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
+    twin_path(pt).unlink()
+    before = pt.read_bytes()
+    assert main(["export", str(pt)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wrote {twin_path(pt)}"
+    assert pt.read_bytes() == before  # the .pt itself is left alone
+    crops = np.random.default_rng(0).integers(0, 256, (4, CROP_SIZE, CROP_SIZE), dtype=np.uint8)
+    x = torch.from_numpy(crops).float().div(255)[:, None]
+    with torch.no_grad():
+        expected = torch.jit.load(str(pt))(x).numpy()
+    np.testing.assert_allclose(OnnxCascade(twin_path(pt))(crops)[0], expected, rtol=0, atol=1e-3)
 
 
 def test_export_of_a_non_checkpoint(tmp_path, capsys):

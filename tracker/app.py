@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
 from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
 from tracker.sources import CameraSource, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker
-from tracker.weights import DEFAULT_WEIGHTS, WeightsError
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"
@@ -120,6 +120,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
     draw = show or video_sink is not None or image_sink is not None
     interrupted = False
     latencies: list[float] = []  # frame in hand (a camera's grab) -> faces drawn, seconds
+    main_cpu = time.thread_time()
     try:
         for frame in source:
             arrived = time.perf_counter()
@@ -165,6 +166,7 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
         if not args.image:
             print("(decoding a video file, and face detection while faces are tracked, run on other threads)",
                   file=sys.stderr)
+        print(f"main thread CPU: {1000 * (time.thread_time() - main_cpu) / frames:.2f} ms per frame", file=sys.stderr)
         ms = 1000 * np.array(latencies)
         print(f"latency, frame in hand -> drawn: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
               f"max {ms.max():.2f} ms", file=sys.stderr)

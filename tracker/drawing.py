@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracker.crop import to_8bit, to_gray
+from kaggle_framing.crop import to_8bit, to_gray
 from tracker.tracker import Face
 
 # One colour per track id (BGR), cycled.

@@ -41,8 +41,10 @@ class HaarDetector:
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
                  fallback: bool = False) -> None:
         self.cascade = _cascade("haarcascade_frontalface_default.xml")
-        # For still images: when the default cascade finds nothing, the alt2 cascade, more permissive.
-        self.fallback = _cascade("haarcascade_frontalface_alt2.xml") if fallback else None
+        # For still images: when the default cascade finds nothing, the alt2 cascade, more permissive;
+        # loaded when first needed (most images never need it; loading it was ~10 ms of a photo's run).
+        self.fallback = fallback
+        self._alt2: cv2.CascadeClassifier | None = None
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
@@ -68,8 +70,10 @@ class HaarDetector:
         small = cv2.equalizeHist(small)
         with self._lock:
             boxes = self.cascade.detectMultiScale(small, self.scale_step, self.min_neighbors, minSize=(min_side, min_side))
-            if len(boxes) == 0 and self.fallback is not None:
-                boxes = self.fallback.detectMultiScale(small, 1.05, 2, minSize=(min_side, min_side))
+            if len(boxes) == 0 and self.fallback:
+                if self._alt2 is None:
+                    self._alt2 = _cascade("haarcascade_frontalface_alt2.xml")
+                boxes = self._alt2.detectMultiScale(small, 1.05, 2, minSize=(min_side, min_side))
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32)
         boxes = np.asarray(boxes, np.float32) / scale

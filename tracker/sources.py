@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.crop import to_gray
+from kaggle_framing.crop import to_gray
 
 class InputError(RuntimeError):
     """An input that cannot be used at all; the message names it and says what to do."""

@@ -16,6 +16,7 @@ Haar passes run on a worker thread and their answers arrive a few frames later
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,11 +30,11 @@ from kaggle_framing import (
     interocular, invert_affine,
 )
 from tracker.background import BackgroundJobs
-from tracker.crop import to_gray, warp_crop
+from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
-from tracker.weights import DEFAULT_WEIGHTS
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
 # (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.
@@ -135,8 +136,9 @@ def looks_like_face(crop_points: np.ndarray) -> bool:
         return False
     m = fit_similarity(crop_points, MEAN_SHAPE, rotation=True)
     residual = np.sqrt(((apply_affine(m, crop_points) - MEAN_SHAPE) ** 2).sum(axis=-1).mean())
-    scale = float(np.hypot(m[0, 0], m[1, 0]))
-    roll = abs(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    (a, _, _), (b, _, _) = m.tolist()  # scalar maths on Python floats: numpy's is slower on one number
+    scale = math.hypot(a, b)
+    roll = abs(math.degrees(math.atan2(b, a)))
     return residual <= MAX_SHAPE_RESIDUAL and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] and roll <= MAX_ROLL_DEGREES
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train.data import DataError
+from kaggle_framing.keypoints68 import DataError
+from kaggle_framing.weights_contract import WeightsError
 from train.engine import TrainingError
 from train.teacher import TeacherError
 
@@ -76,9 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", action="store_true", help="also score detector-like framing jitter (scale sd 8%%, shift sd 3 px)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], type=str.lower)
 
-    p = sub.add_parser("export", help="checkpoint -> TorchScript file")
-    p.add_argument("checkpoint")
-    p.add_argument("output", nargs="?", default="weights/cascade.pt")
+    p = sub.add_parser("export", help="checkpoint -> TorchScript .pt and its ONNX twin; a .pt -> its twin")
+    p.add_argument("source", help="checkpoint.pth, or a TorchScript .pt (then OUTPUT defaults to it: its twin only)")
+    p.add_argument("output", nargs="?", help="TorchScript .pt to write, the .onnx beside it (default weights/cascade.pt)")
 
     from train.pseudolabel import add_arguments
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except (DataError, TrainingError, TeacherError) as e:
+    except (DataError, TrainingError, TeacherError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:

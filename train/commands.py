@@ -10,16 +10,18 @@ import pandas as pd
 import torch
 
 from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES, NUM_KEYPOINTS
-from tracker.weights import WeightsError, export_cascade, load_cascade
+from kaggle_framing.weights_contract import WeightsError, load_torchscript, twin_path
 from train.augment import jitter_canvases
 from train import distributed
 from train.folders import cached_faces, read_exclusions, without
 from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
 from train.pseudolabel import pseudolabel, teacher_map  # noqa: F401 - commands by name
+from train.export import export_cascade, export_twin
 from train.engine import (
     TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
     prepare_output_dir, stack_eval,
 )
+from train.model import CascadeCNN
 
 
 def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
@@ -42,7 +44,7 @@ def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
 def load_any(path: str, device: torch.device) -> torch.nn.Module:
     """A training checkpoint (.pth) or an exported TorchScript cascade."""
     try:
-        return load_cascade(path, device)
+        return load_torchscript(path, device)
     except WeightsError:
         if not Path(path).is_file():
             raise
@@ -105,7 +107,7 @@ def fit(args: argparse.Namespace) -> int:
     distributed.stop()
     if args.export and main:
         export_cascade(model_from_checkpoint(load_checkpoint(checkpoint)), args.export)
-        print(f"wrote {args.export}")
+        print(f"wrote {args.export} and {twin_path(args.export)}")
     return 0
 
 
@@ -132,9 +134,28 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    export_cascade(model_from_checkpoint(load_checkpoint(args.checkpoint)), args.output)
-    load_cascade(args.output)  # prove the file meets the contract before saying so
-    print(f"wrote {args.output}")
+    """Checkpoint -> the .pt and its ONNX twin; a .pt -> its twin (or both files elsewhere)."""
+    source = Path(args.source)
+    try:
+        scripted = load_torchscript(source)
+    except WeightsError:
+        scripted = None
+    if scripted is None:
+        model = model_from_checkpoint(load_checkpoint(source))
+        output = Path(args.output or "weights/cascade.pt")
+    else:
+        try:
+            model = CascadeCNN.from_torchscript(scripted)
+        except (KeyError, RuntimeError):  # another architecture (an older .pt): the legacy exporter reads it
+            model = scripted
+        output = Path(args.output or source)
+    if output.exists() and output.samefile(source):
+        export_twin(model, output)
+    else:
+        export_cascade(model, output)
+        load_torchscript(output)  # prove the file meets the contract before saying so
+        print(f"wrote {output}")
+    print(f"wrote {twin_path(output)}")
     return 0
 
 

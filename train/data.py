@@ -12,21 +12,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from kaggle_framing import COLUMNS, CROP_SIZE, LABEL_ORIGIN, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
-from tracker.crop import warp_crop
+from kaggle_framing.crop import warp_crop
+from kaggle_framing.keypoints68 import DataError, read_keypoints68
 
 CANVAS_MARGIN = 16
 CANVAS = CROP_SIZE + 2 * CANVAS_MARGIN
 KAGGLE_PIXELS = CROP_SIZE * CROP_SIZE
-
-
-class DataError(ValueError):
-    """A data file that cannot be used; the message names the file (and line) and the problem."""
 
 
 @dataclass
@@ -126,26 +122,6 @@ def kaggle_faces(path: str | Path) -> Faces:
     canvases = np.stack([cv2.copyMakeBorder(i, m, m, m, m, cv2.BORDER_REPLICATE) for i in images])
     # Kaggle rows carry no identity: each row is its own group.
     return Faces(canvases, keypoints + m, np.array([f"kaggle:{i}" for i in ids]))
-
-
-def read_keypoints68(root: str | Path) -> pd.DataFrame:
-    """`keypoints68.csv` of a 68-point folder, checked: image, identity, x0, y0 .. x67, y67."""
-    path = Path(root) / "keypoints68.csv"
-    try:
-        table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
-    expected = ["image", "identity"] + [f"{a}{i}" for i in range(68) for a in "xy"]
-    missing = [c for c in expected if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing columns {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-    coords = table[expected[2:]].apply(pd.to_numeric, errors="coerce")
-    bad = coords.isna().any(axis=1).to_numpy()
-    if bad.any():
-        raise DataError(f"{path}:{int(np.argmax(bad)) + 2}: a keypoint value is missing or not a number")
-    if table.empty:
-        raise DataError(f"{path}: no rows")
-    return table
 
 
 def ytf68_faces(root: str | Path) -> Faces:

@@ -94,6 +94,16 @@ class CascadeCNN(nn.Module):
         yy, xx = torch.meshgrid(r, r, indexing="ij")
         self.register_buffer("patch_offsets", torch.stack([xx, yy], dim=-1))
 
+    @classmethod
+    def from_torchscript(cls, scripted: torch.jit.ScriptModule) -> "CascadeCNN":
+        """The eager cascade holding a TorchScript cascade's weights (the ONNX exporter needs one);
+        its sizes are read from the weights' shapes."""
+        state = scripted.state_dict()
+        model = cls(patch=state["patch_offsets"].shape[0], width1=state["level1.features.2.0.weight"].shape[0],
+                    width2=state["level2.trunk.0.0.weight"].shape[0])
+        model.load_state_dict(state)
+        return model.eval()
+
     def coarse_with_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Level 1 alone: (N, 15, 2) crop pixels and (N,) face-presence logits."""
         offsets, logit = self.level1(x - 0.5)

@@ -17,7 +17,7 @@ import numpy as np
 from kaggle_framing import CROP_SIZE, NUM_KEYPOINTS, framing_from_box, framing_transform, invert_affine
 from train.data import CANVAS, CANVAS_MARGIN, Faces
 from train.folders import pts_items
-from tracker.crop import warp_crop
+from kaggle_framing.crop import warp_crop
 
 
 def face_square(points: np.ndarray) -> np.ndarray:

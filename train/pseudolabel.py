@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from kaggle_framing import COLUMNS, interocular, kaggle_from_ibug68
-from train.data import DataError, read_keypoints68, split_by_group
+from kaggle_framing.keypoints68 import DataError, read_keypoints68
+from train.data import split_by_group
 from train.folders import IMAGE_SUFFIXES, PSEUDO_LABELS, identity_of, read_exclusions
 from train.teacher import MAP_FILE, TeacherMap, label, run_teacher
 

@@ -21,7 +21,7 @@ from tracker.haar_detector import HaarDetector
 def main() -> int:
     args = parser(__doc__).parse_args()
     if args.image:
-        from tracker.app import image_detector  # loads torch: only for images, which are not timed
+        from tracker.app import image_detector  # the tracker's own settings for still images
 
         detector = image_detector()
     else:

@@ -1,6 +1,8 @@
 """Gray frames, and the Kaggle-framed face crop cut out of them (at run time and to build training crops)."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -14,23 +16,26 @@ def warp_crop(gray: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE) -> np
     until the remaining scale is above 1/2, so that small crops of big faces are not aliased.
     Pixels outside the frame repeat the border, as a detector box cut at the frame edge would.
     """
-    matrix = matrix.astype(np.float64)
-    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    # The bookkeeping is on Python floats: on six numbers, numpy's per-call overhead was most of the
+    # function's time (0.38 ms of main-thread time per crop on the 640x480 clip).
+    (a, b, tx), (c, d, ty) = matrix.astype(np.float64).tolist()
+    scale = math.sqrt(abs(a * d - b * c))
     if scale < 0.5:
         # Only the region the crop can see is decimated: keep the hot path cheap on big frames.
-        inverse = invert_affine(matrix)  # numpy, not cv2: a tiny cv2 call gives up the GIL to other threads
-        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
-        mapped = corners @ inverse[:, :2].T + inverse[:, 2]
+        (ia, ib, itx), (ic, id_, ity) = invert_affine(matrix).astype(np.float64).tolist()
+        corners = ((0, 0), (size, 0), (0, size), (size, size))
+        xs = [u * ia + v * ib + itx for u, v in corners]
+        ys = [u * ic + v * id_ + ity for u, v in corners]
         h, w = gray.shape[:2]
-        x0, y0 = np.clip(np.floor(mapped.min(axis=0)).astype(int) - 4, 0, [w - 1, h - 1])
-        x1, y1 = np.clip(np.ceil(mapped.max(axis=0)).astype(int) + 4, [x0 + 1, y0 + 1], [w, h])
+        x0, y0 = min(max(math.floor(min(xs)) - 4, 0), w - 1), min(max(math.floor(min(ys)) - 4, 0), h - 1)
+        x1, y1 = min(max(math.ceil(max(xs)) + 4, x0 + 1), w), min(max(math.ceil(max(ys)) + 4, y0 + 1), h)
         gray = gray[y0:y1, x0:x1]
-        matrix = matrix.copy()
-        matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
+        tx, ty = tx + (a * x0 + b * y0), ty + (c * x0 + d * y0)
         while scale < 0.5 and min(gray.shape[:2]) >= 4:
             gray = cv2.pyrDown(gray)
-            matrix[:, :2] *= 2.0  # the same crop pixel now comes from half the coordinate
+            a, b, c, d = 2.0 * a, 2.0 * b, 2.0 * c, 2.0 * d  # the same crop pixel now comes from half the coordinate
             scale *= 2.0
+    matrix = np.array([[a, b, tx], [c, d, ty]])
     return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
