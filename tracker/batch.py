@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from tracker.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, commit, partial, plan
+from tracker.batch_ray import RayError, require_ray, run_ray
 
 REPORT = "report.json"
 # Which of the videos in flight crashed the process is not known: such a failure is retried next run.
@@ -129,8 +130,6 @@ def _interrupt(signum, frame):  # noqa: ARG001 - SIGTERM stops the job as Ctrl-C
 def run(args: argparse.Namespace) -> int:
     """The whole folder; returns the exit status."""
     signal.signal(signal.SIGTERM, _interrupt)
-    from tracker.batch_ray import RayError
-
     try:
         return _run(args)
     except (BatchError, RayError) as e:
@@ -149,6 +148,8 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Job], Path]:
         raise BatchError("--video DIR needs --csv DIR and/or --output DIR (folders for the outputs)")
     if video_dir is not None and video_dir.resolve() == root.resolve():
         raise BatchError(f"--output {video_dir}: is the input folder; choose another folder")
+    if args.ray:
+        require_ray()
     if not Path(args.weights).is_file():
         raise BatchError(f"{args.weights}: weights file not found")
     for folder in (csv_dir, video_dir):
@@ -204,8 +205,6 @@ def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Resul
     """Run the jobs under one progress bar, results into `results`; failures named as they come.
     Returns why the job stopped early ("interrupted", or the error that no video can get past)."""
     from tqdm import tqdm
-
-    from tracker.batch_ray import run_ray
 
     expected = {job.relative: _frame_count(job.video) for job in todo}
     todo = sorted(todo, key=lambda job: -expected[job.relative])  # longest first: none left alone at the end

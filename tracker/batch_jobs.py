@@ -71,7 +71,9 @@ def partial(path: Path) -> Path:
 
 def find_videos(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
     """Video files under `root` by extension, sorted, leaving out hidden names and the folders in
-    `skip` (outputs kept inside the input folder). Symbolic links are followed, each folder once."""
+    `skip` (outputs kept inside the input folder). Links to folders outside `root` are followed,
+    each folder once."""
+    top = root.resolve()
     skip = {p.resolve() for p in skip}
     seen: set[Path] = set()
     found = []
@@ -81,7 +83,9 @@ def find_videos(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        # A link to a folder inside `root` is walked as that folder, under its own name.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (
+            os.path.islink(os.path.join(folder, d)) and Path(folder, d).resolve().is_relative_to(top)))
         found += [Path(folder) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS]
     return sorted(found)
 

@@ -44,14 +44,20 @@ def _annotate_remote(job: Job, video: bytes, weights: bytes, args: argparse.Name
     return result, outputs[0], outputs[1]
 
 
+def require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise RayError(f"--ray: Ray is not installed (pip install 'ray=={RAY_VERSION}')") from None
+
+
 def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int], None],
             on_result: Callable[[Result], None]) -> None:
     """As `tracker.batch.run_local`, on Ray (`args.ray`: an address, or "local"); progress comes
     per video."""
-    try:
-        import ray
-    except ImportError:
-        raise RayError(f"--ray: Ray is not installed (pip install 'ray=={RAY_VERSION}')") from None
+    require_ray()
+    import ray
+
     import tracker
 
     options: dict = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
