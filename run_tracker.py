@@ -13,6 +13,10 @@ import os
 import sys
 
 
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -32,8 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     folder = ap.add_argument_group("a folder of videos (--video DIR)")
-    folder.add_argument("--workers", type=int, metavar="N", help=f"videos processed at once (default: the CPU count, {os.cpu_count()} "
-                        "here; on 2 cores 2 workers did WORKERS_MEASURED)")
+    folder.add_argument("--workers", type=int, metavar="N", help=f"videos processed at once (default: half the CPU cores, "
+                        f"{default_workers()} here: a worker keeps ~1.7 cores busy, its video decoder and detector "
+                        "running beside the model. On 2 shared cores 1 worker did 12.1 videos/min, 2 did 11.7: BENCHMARKS.md)")
     folder.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run the videos as Ray tasks on the cluster at ADDRESS (ray://host:10001 or host:6379), "
                              "or on a local Ray without one (pip install ray)")
@@ -47,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.batch and args.profile:
         ap.error("--profile takes one video file, not a folder")
     if args.workers is None:
-        args.workers = os.cpu_count() or 1
+        args.workers = default_workers()
     elif args.workers < 1:
         ap.error("--workers must be at least 1")
     return args

@@ -70,6 +70,7 @@ def run_local(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[in
     videos stop within a frame and come back "interrupted"; then the KeyboardInterrupt goes on up."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside the driver's threads
     stop, progress = context.Event(), context.Queue()
+    workers = min(args.workers, len(jobs))
     waiting = list(reversed(jobs))
     running: dict = {}
     pool = None
@@ -78,14 +79,14 @@ def run_local(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[in
             if pool is None:
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # so the workers start with Ctrl-C ignored
                 try:
-                    pool = ProcessPoolExecutor(min(args.workers, len(waiting)), mp_context=context,
-                                               initializer=_start_worker, initargs=(args, stop, progress))
-                    for started in [pool.submit(int) for _ in range(args.workers)]:
+                    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                               initargs=(args, stop, progress))
+                    for started in [pool.submit(int) for _ in range(workers)]:
                         started.result()  # each submit starts a worker: all of them now, while Ctrl-C is ignored
                 finally:
                     signal.signal(signal.SIGINT, previous)
             # One job per worker in flight: when a worker dies, the jobs it may have held are known.
-            while waiting and len(running) < args.workers:
+            while waiting and len(running) < workers:
                 job = waiting.pop()
                 running[pool.submit(_work, job)] = job
             done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -210,13 +211,13 @@ def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Resul
     todo = sorted(todo, key=lambda job: -expected[job.relative])  # longest first: none left alone at the end
     bar = tqdm(total=sum(expected.values()), unit=" frames", desc=f"0/{len(todo)} videos", dynamic_ncols=True,
                mininterval=0.2 if sys.stderr.isatty() else 10, file=sys.stderr)
-    stopped = None
+    stopped, finished = None, 0
 
     def on_result(result: Result) -> None:
-        nonlocal stopped
+        nonlocal stopped, finished
         results[result.file] = result
         bar.total -= expected.get(result.file, 0) - result.frames  # a short video: its other frames never come
-        finished = sum(results[j.relative].status in ("done", "failed") for j in todo if j.relative in results)
+        finished += result.status in ("done", "failed")
         bar.set_description_str(f"{finished}/{len(todo)} videos", refresh=False)
         for line in result.warnings:
             bar.write(f"{result.file}: {line}", file=sys.stderr)
