@@ -189,7 +189,7 @@ def _triage(jobs: list[Job], before: dict[str, dict], retry_failed: bool) -> tup
 
 def _unchanged(video: Path, row: dict) -> bool:
     stat = video.stat()
-    return row.get("bytes") == stat.st_size and row.get("modified") == stat.st_mtime
+    return row.get("size") == stat.st_size and row.get("modified") == stat.st_mtime
 
 
 def _frame_count(path: Path) -> int:
@@ -253,7 +253,7 @@ def _run(args: argparse.Namespace) -> int:
     for job, row in zip(jobs, rows):
         with contextlib.suppress(OSError):
             stat = job.video.stat()
-            row.bytes, row.modified = stat.st_size, stat.st_mtime
+            row.size, row.modified = stat.st_size, stat.st_mtime
     count = {status: sum(row.status == status for row in rows) for status in STATUSES}
     frames = sum(row.frames for row in rows if row.status != "skipped")
     faces = sum(row.faces for row in rows if row.status != "skipped")

@@ -52,7 +52,7 @@ class Result:
     faces: int = 0
     seconds: float = 0.0
     error: str = ""
-    bytes: int = 0  # the video's size and time: an unchanged video that failed is not retried
+    size: int = 0  # the video's size (bytes) and time: an unchanged video that failed is not retried
     modified: float = 0.0
     fatal: bool = field(default=False, repr=False)  # no video can be done (the weights, the detector)
     warnings: list[str] = field(default_factory=list, repr=False)  # the tracker's, for a done video

@@ -1,6 +1,6 @@
 """`--ray [ADDRESS]`: a folder run (tracker/batch.py) as Ray tasks, on a cluster or a local Ray.
 
-Each task gets one video's bytes (and the weights', once per worker) and returns its outputs' bytes,
+Each task gets one video's bytes (and the weights file's and its twins', once per machine) and returns its outputs' bytes,
 which the driver writes as a local run would: the workers need no shared file system, and the
 outputs equal a local run's. A few videos per CPU are in flight at a time, so that the cluster stays
 busy without the driver holding every video in memory. Ray is optional: `pip install ray`.
@@ -8,9 +8,11 @@ busy without the driver holding every video in memory. Ray is optional: `pip ins
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable
@@ -25,20 +27,29 @@ class RayError(RuntimeError):
     """Ray is missing or cannot start: one line."""
 
 
-def _annotate_remote(job: Job, video: bytes, weights: bytes, args: argparse.Namespace) -> tuple[Result, bytes, bytes]:
+def _weights_files(path: Path) -> dict[str, bytes]:
+    """The weights file and its twins beside it (same name, other suffix: an exported runtime's copy)."""
+    return {p.name: p.read_bytes() for p in sorted(path.parent.glob(f"{path.stem}.*")) if p.is_file()}
+
+
+def _annotate_remote(job: Job, video: bytes, weights: dict[str, bytes], args: argparse.Namespace) -> tuple[Result, bytes, bytes]:
     """On a Ray worker: the video and the weights into local files, the outputs' bytes back."""
     folder = Path(tempfile.gettempdir()) / "keypoint-batch"
-    folder.mkdir(exist_ok=True)
-    weights_file = folder / f"weights-{hashlib.sha1(weights).hexdigest()[:16]}{Path(args.weights).suffix}"
-    if not weights_file.exists():  # once per machine; written aside and renamed, as workers may race
-        scratch = weights_file.with_name(f".{os.getpid()}.{weights_file.name}")
-        scratch.write_bytes(weights)
-        os.replace(scratch, weights_file)
+    digest = hashlib.sha1(b"".join(name.encode() + data for name, data in sorted(weights.items()))).hexdigest()[:16]
+    weights_dir = folder / f"weights-{digest}"
+    if not weights_dir.exists():  # once per machine; written aside and renamed, as workers may race
+        scratch = folder / f".{os.getpid()}.{weights_dir.name}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        for name, data in weights.items():
+            (scratch / name).write_bytes(data)
+        with contextlib.suppress(OSError):  # another worker was first
+            os.rename(scratch, weights_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         local = Job(Path(tmp, f"video{job.video.suffix}"), job.relative,
                     Path(tmp, "out.csv") if job.csv else None, Path(tmp, f"out{job.output.suffix}") if job.output else None)
         local.video.write_bytes(video)
-        local_args = argparse.Namespace(**{**vars(args), "weights": str(weights_file)})
+        local_args = argparse.Namespace(**{**vars(args), "weights": str(weights_dir / Path(args.weights).name)})
         result = annotate_file(local, local_args, name=str(job.video))
         outputs = [p.read_bytes() if p and result.status == "done" else b"" for p in (local.csv, local.output)]
     return result, outputs[0], outputs[1]
@@ -73,7 +84,7 @@ def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int]
     running: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(_annotate_remote)
-        weights = ray.put(Path(args.weights).read_bytes())
+        weights = ray.put(_weights_files(Path(args.weights)))
         limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         waiting = list(reversed(jobs))
         while waiting or running:
