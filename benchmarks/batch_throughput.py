@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         HEADING, "",
         f"`run_tracker.py --video DIR --csv OUT --workers N` on a folder of the {len(files)} shared videos ({frames} "
-        f"frames, {sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}), whole process timed (startup included), each N run {args.rounds} times "
+        f"frames, {sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}), whole process timed (startup included), "
+        f"each N run {args.rounds} times "
         "in alternation; files per minute and frames per second from the median wall time; CPU: user + system "
         "time of all its processes. "
         f"Measured with `python -m benchmarks.batch_throughput` on {time.strftime('%Y-%m-%d', time.gmtime())}, "

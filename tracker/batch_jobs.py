@@ -99,7 +99,8 @@ def plan(root: Path, csv_dir: Path | None, video_dir: Path | None) -> list[Job]:
         csv = csv_dir / relative.with_suffix(".csv") if csv_dir else None
         output = None
         if video_dir:
-            output = video_dir / (relative if relative.suffix.lower() in WRITABLE_EXTENSIONS else relative.with_suffix(".mp4"))
+            writable = relative.suffix.lower() in WRITABLE_EXTENSIONS
+            output = video_dir / (relative if writable else relative.with_suffix(".mp4"))
         jobs.append(Job(video, relative.as_posix(), csv, output))
     return jobs
 

@@ -32,7 +32,8 @@ def _weights_files(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.parent.glob(f"{path.stem}.*")) if p.is_file()}
 
 
-def _annotate_remote(job: Job, video: bytes, weights: dict[str, bytes], args: argparse.Namespace) -> tuple[Result, bytes, bytes]:
+def _annotate_remote(job: Job, video: bytes, weights: dict[str, bytes],
+                     args: argparse.Namespace) -> tuple[Result, bytes, bytes]:
     """On a Ray worker: the video and the weights into local files, the outputs' bytes back."""
     folder = Path(tempfile.gettempdir()) / "keypoint-batch"
     digest = hashlib.sha1(b"".join(name.encode() + data for name, data in sorted(weights.items()))).hexdigest()[:16]
@@ -76,7 +77,8 @@ def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int]
         options["num_cpus"] = args.workers
     else:  # the cluster's workers get the code from here: the tracker package and the shared contract
         here = Path(tracker.__file__).resolve().parents[1]
-        options.update(address=args.ray, runtime_env={"py_modules": [str(here / "tracker"), str(here / "kaggle_framing.py")]})
+        modules = [str(here / "tracker"), str(here / "kaggle_framing.py")]
+        options.update(address=args.ray, runtime_env={"py_modules": modules})
     try:
         ray.init(**options)
     except Exception as e:  # noqa: BLE001 - no cluster at that address, versions that differ, ...
