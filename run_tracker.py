@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--workers, --ray and --retry-failed take a folder of videos (--video DIR)")
     if args.batch and args.profile:
         ap.error("--profile takes one video file, not a folder")
+    if args.batch and args.csv == "-":
+        ap.error("--csv - takes one video file; a folder's CSVs go to a folder (--csv DIR)")
     if args.workers is None:
         args.workers = default_workers()
     elif args.workers < 1:

@@ -155,7 +155,7 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Job], Path]:
         raise BatchError(f"--output {video_dir}: is the input folder; choose another folder")
     if args.ray:
         require_ray()
-    if not Path(args.weights).is_file():
+    if args.weights and not Path(args.weights).exists():  # (the default: the shipped weights)
         raise BatchError(f"{args.weights}: weights file not found")
     for folder in (csv_dir, video_dir):
         try:

@@ -86,6 +86,9 @@ def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int]
     running: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(_annotate_remote)
+        from tracker.weights import DEFAULT_WEIGHTS
+
+        args = argparse.Namespace(**{**vars(args), "weights": str(args.weights or DEFAULT_WEIGHTS)})
         weights = ray.put(_weights_files(Path(args.weights)))
         limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         waiting = list(reversed(jobs))
