@@ -4,6 +4,7 @@
     python run_tracker.py --camera 0
     python run_tracker.py --video clip.mp4 --output annotated.mp4 --csv keypoints.csv --no-display
     python run_tracker.py --image photos/ --output annotated/ --csv keypoints.csv
+    python run_tracker.py --video clips/ --csv keypoints/ --output annotated/ [--workers N] [--ray [ADDRESS]]
 """
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import os
 import sys
 
 
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
-    src.add_argument("--video", metavar="PATH", help="a video file")
+    src.add_argument("--video", metavar="PATH", help="a video file, or a folder: every video under it (by extension, "
+                     "at any depth), --csv and --output then being folders; resumable, see tracker/batch.py")
     src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images (subfolders included)")
     ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
                     "(for a folder of images: the same subfolders and names)")
@@ -30,14 +36,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-faces", type=int, default=10, metavar="N",
                     help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
+    folder = ap.add_argument_group("a folder of videos (--video DIR)")
+    folder.add_argument("--workers", type=int, metavar="N",
+                        help=f"videos processed at once (default: half the CPU cores, {default_workers()} here: a worker "
+                        "keeps ~1.7 cores busy, its video decoder and detector running beside the model. On 2 shared "
+                        "cores 1 worker did 12.1 videos/min, 2 did 11.7: BENCHMARKS.md)")
+    folder.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run the videos as Ray tasks on the cluster at ADDRESS (ray://host:10001 or host:6379), "
+                             "or on a local Ray without one (pip install ray)")
+    folder.add_argument("--retry-failed", action="store_true", help="try again the videos that failed before, unchanged")
     args = ap.parse_args(argv)
     if args.max_faces < 1:
         ap.error("--max-faces must be at least 1")
+    args.batch = bool(args.video) and os.path.isdir(args.video)
+    if not args.batch and (args.workers or args.ray or args.retry_failed):
+        ap.error("--workers, --ray and --retry-failed take a folder of videos (--video DIR)")
+    if args.batch and args.profile:
+        ap.error("--profile takes one video file, not a folder")
+    if args.batch and args.csv == "-":
+        ap.error("--csv - takes one video file; a folder's CSVs go to a folder (--csv DIR)")
+    if args.workers is None:
+        args.workers = default_workers()
+    elif args.workers < 1:
+        ap.error("--workers must be at least 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.batch:
+        from tracker.batch import run as run_folder  # loads torch in the workers only
+
+        return run_folder(args)
     try:
         from tracker.app import run  # torch and OpenCV load after the arguments are known to be good
     except ImportError as e:

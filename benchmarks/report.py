@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.batch_throughput import section_of  # noqa: E402
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
 from benchmarks.sections import SPEED_SIZE, SPEED_SOURCE, STABILITY_SIDE, TRAJECTORY_POINT  # noqa: E402
 from benchmarks.stability import NOISE, SETTLE, STEP  # noqa: E402
@@ -206,4 +207,6 @@ def write_page(output: Path, results: Results, systems: list[System], command: s
     lines += ["Measured in one run of one command on this machine; rerun it to regenerate this page and its plots.",
               "", *machine(command, load, venvs), ""]
     lines += accuracy_lines(results, plots) + speed_lines(results, plots) + stability_lines(results, plots)
-    output.write_text("\n".join(lines + systems_lines(results, systems)))
+    # The folder-run section is measured by its own command (benchmarks/batch_throughput.py): kept as it is.
+    kept = section_of(output.read_text()) if output.exists() else ""
+    output.write_text("\n".join(lines + systems_lines(results, systems) + ([kept] if kept else [])))

@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,7 +18,7 @@ from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
 from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
-from tracker.sources import CameraSource, ImageSource, InputError, VideoSource, warn
+from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
@@ -47,6 +49,22 @@ def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def build_tracker(args: argparse.Namespace) -> Tracker:
+    """The Tracker the command line asks for (one per process: `tracker/batch.py` builds its own)."""
+    detector = image_detector() if args.image else HaarDetector()
+    return Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces,
+                   detector=detector, live=args.camera is not None)
+
+
+@dataclass
+class Counts:
+    """What one run of `annotate` did."""
+
+    frames: int = 0
+    faces: int = 0
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM; the outputs hold the frames done
+
+
 def run(args: argparse.Namespace) -> int:
     """Process the whole input; returns the exit status."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -68,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(csv_sink := CsvSink(args.csv, inputs))
         else:
             csv_sink = None
-        detector = image_detector() if args.image else HaarDetector()
-        tracker = Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces,
-                          detector=detector, live=args.camera is not None)
+        tracker = build_tracker(args)
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:
@@ -87,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         if show and not display_available():
             warn("no display here; running headless (pass --no-display to silence this)")
             show = False
-        return _loop(args, source, tracker, csv_sink, video_sink, image_sink, show)
+        counts = annotate(args, source, tracker, csv_sink, video_sink, image_sink, show)
+        if counts.interrupted:
+            print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
+        print(f"{counts.frames} frames, {counts.faces} face detections", file=sys.stderr)
+        return 130 if counts.interrupted else 0
     except (InputError, OutputError, WeightsError, DetectorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -113,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show: bool) -> int:
+def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker, csv_sink: CsvSink | None,
+             video_sink: VideoSink | None, image_sink: ImageSink | None = None, show: bool = False) -> Counts:
+    """Every frame of `source` through the tracker into the sinks (and the window); a Ctrl-C or
+    SIGTERM ends it early with the outputs holding every frame done (the caller closes them)."""
     timings: dict[str, float] = defaultdict(float)
     frames = faces_found = 0
     fps, last = 0.0, time.perf_counter()
@@ -153,14 +176,12 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
                     break
     except (KeyboardInterrupt, Stop):
         interrupted = True
-        print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
     except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
         _drop_stdout()
     finally:
         if show:
             cv2.destroyAllWindows()
     timings.update({k: v for k, v in tracker.timings.items()})
-    print(f"{frames} frames, {faces_found} face detections", file=sys.stderr)
     if args.profile and frames:
         print("mean ms per frame: " + ", ".join(f"{s} {1000 * timings[s] / frames:.2f}" for s in STAGES), file=sys.stderr)
         if not args.image:
@@ -170,4 +191,4 @@ def _loop(args, source, tracker: Tracker, csv_sink, video_sink, image_sink, show
         ms = 1000 * np.array(latencies)
         print(f"latency, frame in hand -> drawn: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
               f"max {ms.max():.2f} ms", file=sys.stderr)
-    return 130 if interrupted else 0
+    return Counts(frames, faces_found, interrupted)

@@ -50,11 +50,13 @@ def _check_file(path: Path, what: str) -> None:
 class VideoSource:
     """Frames of a video file, decoded in a background thread so decoding overlaps the model.
 
-    A damaged or truncated file ends at the last frame that decodes, with a warning.
+    A damaged or truncated file ends at the last frame that decodes, with a warning (`cut_short`).
+    `name` is what frames say they came from (default: the path).
     """
 
-    def __init__(self, path: str | Path, prefetch: int = 4) -> None:
+    def __init__(self, path: str | Path, prefetch: int = 4, name: str | None = None) -> None:
         self.path = Path(path)
+        self.name = name or str(self.path)
         _check_file(self.path, "video file")
         if self.path.is_dir():
             raise InputError(f"{self.path}: is a folder (use --image for a folder of images)")
@@ -67,6 +69,7 @@ class VideoSource:
         self.fps = fps if np.isfinite(fps) and 1 <= fps <= 1000 else 30.0
         self.size = (first.shape[1], first.shape[0])
         self.expected = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.cut_short: str | None = None  # why the file ended before the frame count in its header
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._decode, args=(first,), daemon=True)
@@ -82,7 +85,7 @@ class VideoSource:
                     if not ok:
                         break
                 gray = to_gray(frame)  # here, on the decoder's core, not on the tracker's
-                item = Frame(frame, index, index / self.fps, str(self.path), (time.perf_counter() - t) * 1000, gray)
+                item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, gray)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(item, timeout=0.1)
@@ -109,7 +112,8 @@ class VideoSource:
             count += 1
             yield item
         if self.expected and count < self.expected - 1:
-            warn(f"{self.path}: stopped after {count} of {self.expected} frames (the rest does not decode)")
+            self.cut_short = f"stopped after {count} of {self.expected} frames (the rest does not decode)"
+            warn(f"{self.name}: {self.cut_short}")
 
     def close(self) -> None:
         self._stop.set()
