@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from this checkpoint.pth: exactly, with its --epochs; with more --epochs, the "
                         "learning-rate schedule is stretched to the new length (same --batch-size and data)")
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (cascade .pt or checkpoint): a fine-tune")
     p.add_argument("--export", metavar="PT", help="also write the TorchScript file here when done")
     p.add_argument("--pts", action="append", default=[], metavar="DIR",
                    help="a 300-W style folder (image + same-name .pts, any depth); training only; repeatable")
