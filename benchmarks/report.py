@@ -131,7 +131,7 @@ def learned_map_lines() -> list[str]:
             "`python -m train pseudolabel`): each mesh is aligned (similarity, Procrustes) onto a reference mesh and "
             f"ridge regression takes it to the 15 points; fitted on {fitted} images of ytf68 training identities, "
             f"NME {heldout:.4f} on the held-out ones (single image; the accuracy section scores the whole peer, "
-            "detection included). Vertex table: each point the mean of a few mesh vertices."]
+            "detection included)."]
 
 
 def mapping_lines() -> list[str]:
@@ -141,7 +141,7 @@ def mapping_lines() -> list[str]:
     rows = [[n, ", ".join(map(str, m["vertices"][n])), f"{m['error'][n]:.4f}",
              ", ".join(map(str, m["anatomical_guess"][n])), f"{m['anatomical_error'][n]:.4f}"] for n in KEYPOINT_NAMES]
     made = f" Table: `benchmarks/peers/{MEDIAPIPE_MAPPING.name}`, made by `python -m benchmarks.mediapipe_mapping`."
-    return [m["how"] + made, "",
+    return ["Vertex table: " + m["how"] + made, "",
             *table(["Kaggle point", "mesh vertices (mean)", "error", "anatomical guess", "its error"], rows)]
 
 
@@ -179,7 +179,9 @@ def helen_lines(results: Results, plots: Path) -> list[str]:
     lines += ["HELEN's public test set (330 Flickr photos at full resolution, most over 1000 px a side, one "
               "labelled face each, others may be in the photo; human 68-point labels in the 300-W layout, `.pts` beside each image), mapped "
               "to the 15 Kaggle points as ytf68's labels are. It is kept out of every training source and of "
-              "the MediaPipe maps' fitting. Each system sees the whole photo (`--image`). " + SCORES, ""]
+              "the MediaPipe maps' fitting; dlib's shape predictor, though, was trained on 300-W, HELEN's training set "
+              "among it, so these labels are its home ground. Each system sees the whole photo (`--image`). "
+              + SCORES, ""]
     return lines + accuracy_table(results.accuracy["helen"], plots / "ced_helen.png", "HELEN test set")
 
 
@@ -214,14 +216,15 @@ def stability_lines(results: Results, plots: Path) -> list[str]:
     return lines
 
 
+MEDIAPIPE = ("`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with `refine_landmarks=True` "
+             "(478 points), tracking mode on video, static on images, one face; its points mapped to the 15 by ")
 ABOUT = {
     "ours": "`run_tracker.py`: Haar detection, tracking from the points, cascaded CNN, One Euro smoothing.",
     "dlib": "`benchmarks/peers/dlib_tracker.py`: dlib's HOG detector (frames upsampled once, face_recognition's "
             "default) and its 68-point shape predictor (`face_recognition_models`), mapped to Kaggle-15 as the "
             "labels are; every frame detected afresh.",
-    "mediapipe": "`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with "
-                 "`refine_landmarks=True` (478 points), tracking mode on video, static on images, one face; "
-                 "its 478 points mapped to the 15 by `--mapping learned` or `--mapping vertices` (below).",
+    "mediapipe-learned": MEDIAPIPE + "the learned map (`--mapping learned`, below).",
+    "mediapipe-vertices": MEDIAPIPE + "the vertex table (`--mapping vertices`, below).",
     "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
              "(`kaggle_framing.framing_from_box`); no model.",
 }
@@ -231,7 +234,7 @@ def systems_lines(results: Results, systems: list[System]) -> list[str]:
     lines = ["## Systems", ""]
     for s in systems:
         status = f" **{results.notes[s.label]}**" if s.label in results.notes else ""
-        lines.append(f"- {s.label}: {ABOUT[s.key.split('-')[0]]}{status}")
+        lines.append(f"- {s.label}: {ABOUT.get(s.key) or ABOUT[s.key.split('-')[0]]}{status}")
     failures = [f"- {k}: {v}" for k, v in results.notes.items() if k not in {s.label for s in systems}]
     lines += ["", *(["Runs that failed:", "", *failures, ""] if failures else [])]
     return lines + ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *learned_map_lines(), "",

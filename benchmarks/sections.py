@@ -55,7 +55,7 @@ def accuracy(systems: list[System], name: str, images: Labelled, scale: Scale, r
              results: Results) -> None:
     """Found rate and NME of every system on labelled still images (`--image` on a folder of them),
     kept in `results.accuracy[name]`."""
-    if scale.images:
+    if scale.images and len(images) > scale.images:
         images = [images[i] for i in np.linspace(0, len(images) - 1, scale.images).astype(int)]
     folder = run_dir / f"accuracy-{name}"
     folder.mkdir()
