@@ -1,11 +1,13 @@
 """Our tracker beside dlib, MediaPipe and a floor: accuracy, speed and stability, in one run.
 
-    python -m benchmarks [--quick] [--setup-peers] [--output BENCHMARKS.md]
+    python -m benchmarks [--quick] [--setup-peers] [--helen DIR] [--output BENCHMARKS.md]
 
 Writes the page and its plots (next to it, in `benchmark_plots/`), measured on this machine. Every
 system runs as a subprocess writing the CSV of `run_tracker.py --csv`, and one reader scores them all.
 Peers run from their own venvs in `.venvs/` (`--setup-peers` creates them); a peer that is not
-installed is named on the page instead. `--quick`: a few frames and images (the tests run it).
+installed is named on the page instead. `--helen DIR`: also score HELEN's public test set (the
+`helen/testset` folder of a clone of https://github.com/Spinkoo/Face-alignement). `--quick`: a few
+frames and images (the tests run it).
 """
 from __future__ import annotations
 
@@ -18,14 +20,17 @@ import warnings
 from pathlib import Path
 
 from benchmarks import sections
+from benchmarks.accuracy import pts_images, ytf68_images
 from benchmarks.peers import PEERS, VENVS, setup
-from benchmarks.report import write_page
-from benchmarks.systems import ROOT, Results, System, floor, ours, peer
+from benchmarks.report import HELEN_SOURCE, write_page
+from benchmarks.systems import ROOT, Results, System, floor, mediapipe, ours, peer
+from kaggle_framing.keypoints68 import DataError
 
 
 def systems(cuda: bool, venvs: Path) -> list[System]:
     """Ours on the CPU (and CUDA where available), the peers, the floor."""
-    return [ours("cpu"), *([ours("cuda")] if cuda else []), peer("dlib", venvs), peer("mediapipe", venvs), floor()]
+    return [ours("cpu"), *([ours("cuda")] if cuda else []), peer("dlib", venvs), mediapipe("learned", venvs),
+            mediapipe("vertices", venvs), floor()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,12 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--work-dir", type=Path, help="clips and CSVs (default: a folder in the system's temp dir)")
     ap.add_argument("--venvs", type=Path, default=VENVS, help="the peers' venvs (default .venvs)")
+    ap.add_argument("--helen", type=Path, metavar="DIR", help=f"score HELEN's test set too: the helen/testset folder of {HELEN_SOURCE}")
     args = ap.parse_args(argv)
     for path in (args.data / "ytf68" / "keypoints68.csv", args.data / "videos" / sections.SPEED_SOURCE):
         if not path.exists():
             ap.error(f"{path}: not found (--data names the shared data folder)")
     if not args.output.parent.is_dir():
         ap.error(f"{args.output}: folder {args.output.parent} does not exist")
+    helen = None
+    if args.helen:
+        try:
+            helen = pts_images(args.helen)
+        except DataError as e:
+            ap.error(f"--helen: {e}")
     if args.setup_peers:
         for p in PEERS.values():
             setup(p, args.venvs)
@@ -60,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s.label}: {s.missing}", file=sys.stderr)
     ready = [s for s in every if not s.missing]
     with tempfile.TemporaryDirectory(dir=work) as run_dir:
-        sections.accuracy(ready, args.data / "ytf68", scale, Path(run_dir), results)
+        sections.accuracy(ready, "ytf68", ytf68_images(args.data / "ytf68"), scale, Path(run_dir), results)
+        if helen:
+            sections.accuracy(ready, "helen", helen, scale, Path(run_dir), results)
         sections.speed(ready, args.data / "videos" / sections.SPEED_SOURCE, scale, work, Path(run_dir), results)
         sections.stability(ready, args.data / "ytf68" / sections.STABILITY_FACE, scale, work, Path(run_dir), results)
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])

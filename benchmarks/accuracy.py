@@ -1,12 +1,15 @@
 """Accuracy of the whole tracker on still images, against 68-point labels mapped to the 15 Kaggle points.
 
     python -m benchmarks.accuracy [../shared/data/ytf68] [--weights weights/cascade.pt] [--all]
+    python -m benchmarks.accuracy --pts helen/testset
 
 By default it scores the identities the shipped weights never saw: the validation split of
 `python -m train fit` (15% of identities, split seed 0). `--all` scores every image of the folder
-(for a folder of new identities). Each image goes through `Tracker.process_image`, as
-`run_tracker.py --image` does: Haar detection, framing, cascade. Reports faces found, NME (mean point
-error over the outer-eye-corner distance) mean and median, failures (NME > 0.10) and AUC at 0.10.
+(for a folder of new identities); `--pts DIR` every image of a 300-W style folder instead (image
+beside a same-name `.pts`, e.g. HELEN's test set). Each image goes through `Tracker.process_image`,
+as `run_tracker.py --image` does: Haar detection, framing, cascade. Reports faces found, NME (mean
+point error over the outer-eye-corner distance) mean and median, failures (NME > 0.10) and AUC at 0.10.
+Scoring stays in the labels' coordinates (kaggle_framing.LABEL_ORIGIN).
 """
 from __future__ import annotations
 
@@ -17,6 +20,25 @@ import cv2
 import numpy as np
 
 from kaggle_framing import interocular, kaggle_from_ibug68
+
+Labelled = list[tuple[Path, np.ndarray]]  # images and their (15, 2) labelled points
+
+
+def ytf68_images(root: Path, heldout_only: bool = True) -> Labelled:
+    """ytf68's images (of the held-out identities, or all) and their labels."""
+    from kaggle_framing.keypoints68 import read_keypoints68
+
+    table = read_keypoints68(root)
+    rows = heldout_rows(table) if heldout_only else np.arange(len(table))
+    truth = kaggle_from_ibug68(table.iloc[rows, 2:].to_numpy(np.float64).reshape(-1, 68, 2))
+    return [(root / "images" / table["image"].iloc[row], t) for row, t in zip(rows, truth)]
+
+
+def pts_images(root: Path) -> Labelled:
+    """Every image of a 300-W style folder (same-name `.pts` beside it) and its labels."""
+    from train.folders import pts_items
+
+    return [(image, points.astype(np.float64)) for image, points, _ in pts_items(root)]
 
 
 def heldout_rows(table, val_fraction: float = 0.15, split_seed: int = 0) -> np.ndarray:
@@ -41,17 +63,9 @@ def score(errors: np.ndarray, found: int, total: int, limit: float = 0.10) -> di
     }
 
 
-def image_errors(root: Path, rows: np.ndarray, locate) -> np.ndarray:
+def image_errors(images: Labelled, locate) -> np.ndarray:
     """NME per image; NaN where `locate(image) -> list of (15, 2) point sets` found no face on it."""
-    from kaggle_framing.keypoints68 import read_keypoints68
-
-    table = read_keypoints68(root)
-    truth = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    errors = np.full(len(rows), np.nan)
-    for i, row in enumerate(rows):
-        image = cv2.imread(str(root / "images" / table["image"].iloc[row]))
-        errors[i] = nme_of_best(locate(image), truth[row])
-    return errors
+    return np.array([nme_of_best(locate(cv2.imread(str(path))), truth) for path, truth in images])
 
 
 def nme_of_best(candidates: list[np.ndarray], gt: np.ndarray) -> float:
@@ -70,17 +84,19 @@ def main() -> None:
     ap.add_argument("root", nargs="?", default="../shared/data/ytf68")
     ap.add_argument("--weights", default="weights/cascade.pt")
     ap.add_argument("--all", action="store_true", help="score every image, not only the held-out identities")
+    ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
     args = ap.parse_args()
     from tracker.app import image_detector
     from tracker.tracker import Tracker
-    from kaggle_framing.keypoints68 import read_keypoints68
+    from kaggle_framing.keypoints68 import DataError
 
-    root = Path(args.root)
-    table = read_keypoints68(root)
-    rows = np.arange(len(table)) if args.all else heldout_rows(table)
+    try:
+        images = pts_images(args.pts) if args.pts else ytf68_images(Path(args.root), heldout_only=not args.all)
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
     tracker = Tracker(args.weights, "cpu", detector=image_detector())
-    errors = image_errors(root, rows, lambda image: [f.points for f in tracker.process_image(image)])
-    s = score(errors, int(np.isfinite(errors).sum()), len(rows))
+    errors = image_errors(images, lambda image: [f.points for f in tracker.process_image(image)])
+    s = score(errors, int(np.isfinite(errors).sum()), len(images))
     print(f"{s['images']} images: found {s['found']:.1%}, NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, "
           f"failures {s['failure']:.1%}, AUC@0.10 {s['auc']:.3f}")
 

