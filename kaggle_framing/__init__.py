@@ -73,6 +73,12 @@ IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
 # Mirroring such a label is x -> (w - 1) - x + 2 * LABEL_ORIGIN; models learn this convention,
 # since it is how every test label is written.
 LABEL_ORIGIN = 1.0
+# The same origin in crop pixels for a ytf68-sized face (LABEL_ORIGIN times ytf68's mean crop scale,
+# 1.16). The model cannot see a face's original scale, so its answers (calibrated on ytf68's training
+# faces: `python -m train calibrate`) carry this offset, and a mirrored answer maps back as
+# x -> 95 - x + 2 * CROP_LABEL_ORIGIN (on training faces the mirror average is best near it: RMSE
+# 1.457 px at 1.16, 1.460 at 1.5, 1.536 at 0.6, 1.721 at 0).
+CROP_LABEL_ORIGIN = 1.16
 
 # Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
 # (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.

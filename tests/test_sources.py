@@ -195,3 +195,25 @@ def test_mirror_keeps_the_labels_pixel_origin(ytf68_small):
     expected = label[list(FLIP_PERMUTATION)].copy()
     expected[:, 0] = (CANVAS - 1) - (expected[:, 0] - origin) + origin
     np.testing.assert_allclose(points.numpy(), expected, atol=1e-3)
+
+
+def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small):
+    """`calibrate` folds the median signed error on training faces into level 2's bias: afterwards
+    the training faces' median error is zero (to float rounding), whatever it was."""
+    from train.__main__ import main
+    from train.data import split_by_group, ytf68_faces
+    from train.engine import load_checkpoint, model_from_checkpoint, predict, stack_eval
+
+    run = tmp_path / "run"
+    assert main(["fit", "--ytf68", str(ytf68_small), "--val-fraction", "0.25", "--epochs", "1", "--batch-size", "4",
+                 "--device", "cpu", "--output-dir", str(run)]) == 0
+    out = tmp_path / "calibrated.pth"
+    assert main(["calibrate", str(run / "checkpoint.pth"), "--ytf68", str(ytf68_small), "--val-fraction", "0.25",
+                 "--output", str(out)]) == 0
+    faces = ytf68_faces(ytf68_small)
+    train_rows, _ = split_by_group(faces.groups, 0.25, 0)
+    images, targets = stack_eval(faces.subset(train_rows))
+    before = predict(model_from_checkpoint(load_checkpoint(run / "checkpoint.pth")), images, torch.device("cpu"))
+    after = predict(model_from_checkpoint(load_checkpoint(out)), images, torch.device("cpu"))
+    assert np.abs(np.median(before - targets, axis=0)).max() > 0.1
+    np.testing.assert_allclose(np.median(after - targets, axis=0), 0, atol=1e-3)

@@ -287,7 +287,8 @@ def test_a_box_a_fifth_off_the_face_still_finds_it(tracker, dx, dy):
 
 
 def test_mirrored_answers_are_mapped_back_onto_the_crop(tracker):
-    """The model's answer on a mirrored crop, mapped back (left/right names swapped, x -> 95 - x),
+    """The model's answer on a mirrored crop, mapped back (left/right names swapped, x -> 95 - x +
+    2 * CROP_LABEL_ORIGIN, the labels' origin),
     lands where its answer on the crop does: no swapped eyes, no one-pixel shift."""
     crops = labelled_crops(labelled_faces())
     plain, mirrored = tracker.model.with_mirror(crops)

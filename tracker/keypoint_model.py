@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import CROP_SIZE, FLIP_PERMUTATION, NUM_KEYPOINTS
+from kaggle_framing import CROP_LABEL_ORIGIN, CROP_SIZE, FLIP_PERMUTATION, NUM_KEYPOINTS
 from tracker.runtime import open_runtime
 
 
@@ -34,10 +34,7 @@ class KeypointModel:
         self.device = str(self.runtime.device)
         self.has_presence = self.runtime.has_presence
 
-    def predict(self, crops: np.ndarray, mirror: bool = False, origins: np.ndarray | None = None) -> Answers:
-        """`origins` (N,): where the labels' pixel grid starts in each crop, in crop pixels
-        (`LABEL_ORIGIN` times the crop's scale; see kaggle_framing). The model answers in that
-        convention, so a mirrored answer maps back as x -> 95 - x + 2 * origin."""
+    def predict(self, crops: np.ndarray, mirror: bool = False) -> Answers:
         n = len(crops)
         if n == 0:
             empty = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
@@ -50,14 +47,14 @@ class KeypointModel:
         if not mirror:
             return Answers(points, None, presence)
         mirrored = points[n:, list(FLIP_PERMUTATION)]
-        shift = 0.0 if origins is None else 2 * np.asarray(origins, np.float32)[:, None]
-        mirrored[..., 0] = (CROP_SIZE - 1) - mirrored[..., 0] + shift  # pixel i of the mirror is pixel 95 - i
+        # Pixel i of the mirror is pixel 95 - i; the answers count pixels from CROP_LABEL_ORIGIN.
+        mirrored[..., 0] = (CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN) - mirrored[..., 0]
         return Answers(points[:n], mirrored, (presence[:n] + presence[n:]) / 2)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return self.predict(crops).points
 
-    def with_mirror(self, crops: np.ndarray, origins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def with_mirror(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(answers on the crops, answers on their mirror images mapped back): two (N, 15, 2) arrays."""
-        answers = self.predict(crops, mirror=True, origins=origins)
+        answers = self.predict(crops, mirror=True)
         return answers.points, answers.mirrored

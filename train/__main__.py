@@ -82,9 +82,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="checkpoint.pth, or a TorchScript .pt (then OUTPUT defaults to it: its twin only)")
     p.add_argument("output", nargs="?", help="TorchScript .pt to write, the .onnx beside it (default weights/cascade.pt)")
 
-    from train.pseudolabel import add_arguments
+    from train import calibrate, pseudolabel
 
-    add_arguments(sub)
+    pseudolabel.add_arguments(sub)
+    calibrate.add_arguments(sub)
 
     p = sub.add_parser("submit", help="Kaggle submission from test.csv and IdLookupTable.csv")
     p.add_argument("weights", help="checkpoint.pth or TorchScript .pt")

@@ -15,6 +15,7 @@ from train.augment import jitter_canvases
 from train import distributed
 from train.folders import cached_faces, read_exclusions, without
 from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
+from train.calibrate import calibrate  # noqa: F401 - commands by name
 from train.pseudolabel import pseudolabel, teacher_map  # noqa: F401 - commands by name
 from train.export import export_cascade, export_twin
 from train.engine import (
