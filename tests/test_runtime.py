@@ -60,7 +60,8 @@ def test_mirror_answers_of_both_runtimes(monkeypatch):
     for a, b in zip(onnx.with_mirror(crops), scripted.with_mirror(crops)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
     answers = onnx.predict(crops, mirror=True)
-    assert answers.presence.shape == (3,) and (answers.presence == 1).all()  # these weights cannot say
+    assert onnx.has_presence and scripted.has_presence  # the shipped weights say whether a face is there
+    assert answers.presence.shape == (3,) and (answers.presence > 0.9).all()  # these are faces
 
 
 def nudged_copy(folder):
@@ -86,7 +87,8 @@ def test_untrusted_twin_is_named_and_the_pt_runs(tmp_path, capsys, twin):
 
         graph = onnx.load(str(twin_path(pt)))
         graph.graph.output[0].name = "points"
-        graph.graph.node[-1].output[0] = "points"
+        (node,) = [n for n in graph.graph.node if "keypoints" in n.output]
+        node.output[list(node.output).index("keypoints")] = "points"
         onnx.save(graph, str(twin_path(pt)))
     runtime = open_runtime(pt, "cpu")
     assert isinstance(runtime, TorchScriptCascade)
