@@ -6,11 +6,13 @@ faces cut from obamas.jpg, a few ytf68 images.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Tuple
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tests.cli_helpers import require
 from kaggle_framing import (
@@ -19,6 +21,7 @@ from kaggle_framing import (
 )
 from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
+from tracker.scene_watch import SceneWatch
 from tracker.sources import read_frames
 from tracker.tracker import Tracker, box_from_framing, looks_like_face
 
@@ -305,7 +308,7 @@ class NestedBoxes(HaarDetector):
         x, y, w, _ = box
         self.boxes = np.array([[x - 0.2 * w, y - 0.45 * w, 1.4 * w, 1.4 * w], box], np.float32)
 
-    def detect(self, gray: np.ndarray) -> np.ndarray:
+    def detect(self, gray: np.ndarray, region=None, both: bool = False) -> np.ndarray:
         return self.boxes
 
 
@@ -423,3 +426,71 @@ def test_tracker_finds_the_face_in_any_frame_format(tracker, clip_frames, kind):
     still = tracker.process_image(convert(frame))
     assert len(still) == 1
     check_plausible(still[0].points, still[0].box)
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) weights with a face-presence score (`with_presence`, the weights contract's optional method)
+
+
+class _WithPresence(torch.nn.Module):
+    """The shipped cascade, saying `score` for every crop's presence."""
+
+    def __init__(self, inner: torch.nn.Module, score: float, shape: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.inner, self.score, self.extra = inner, score, shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+    @torch.jit.export
+    def with_presence(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.inner(x), torch.full((x.shape[0],) + self.extra, self.score)
+
+
+def presence_weights(folder: Path, score: float, shape: tuple[int, ...] = ()) -> Path:
+    path = folder / f"presence_{score}_{len(shape)}.pt"
+    inner = torch.jit.load(str(require(WEIGHTS)))
+    torch.jit.save(torch.jit.script(_WithPresence(inner, score, shape)), str(path))
+    return path
+
+
+def test_presence_score_is_read_and_ends_tracks(tmp_path, clip_frames):
+    """Present (1): the same faces as the shipped file; absent (0): no face at all, on video and images.
+    (The wrapped file runs with torch, the shipped one with its ONNX twin: equal within 0.05 px.)"""
+    frames, fps = clip_frames
+    plain = Tracker(str(require(WEIGHTS)), "cpu")
+    present = Tracker(str(presence_weights(tmp_path, 1.0)), "cpu")
+    absent = Tracker(str(presence_weights(tmp_path, 0.0)), "cpu")
+    try:
+        assert not plain.model.has_presence and present.model.has_presence
+        np.testing.assert_array_equal(plain.model.predict(np.zeros((2, 96, 96), np.uint8)).presence, [1, 1])
+        for i, frame in enumerate(frames[:5]):
+            a, b = plain.process(frame, i / fps), present.process(frame, i / fps)
+            assert len(a) == len(b) == 1
+            np.testing.assert_allclose(a[0].points, b[0].points, atol=0.05)  # ONNX twin vs TorchScript
+            assert absent.process(frame, i / fps) == []
+        assert len(present.process_image(frames[0])) == 1 and absent.process_image(frames[0]) == []
+    finally:
+        for t in (plain, present, absent):
+            t.close()
+
+
+def test_presence_of_the_wrong_shape_is_refused(tmp_path):
+    from kaggle_framing.weights_contract import WeightsError, load_torchscript
+
+    with pytest.raises(WeightsError, match="presence"):
+        load_torchscript(presence_weights(tmp_path, 1.0, shape=(3,)))
+
+
+def test_a_change_of_light_keeps_the_track(tracker, clip_frames):
+    """A frame-wide change that is not a cut (the light jumps) re-checks the track, which stays."""
+    frames, fps = clip_frames
+    tracker.reset()
+    brighter = [cv2.add(frame, np.full_like(frame, 60)) for frame in frames[5:10]]
+    watch = SceneWatch()
+    watch.see(to_gray(frames[4]))
+    assert not watch.see(to_gray(frames[5]))  # ordinary frames are no cut ...
+    assert watch.see(to_gray(brighter[0]))  # ... a jump in light looks like one
+    ids = [f.track_id for i, frame in enumerate(frames[:5]) for f in tracker.process(frame, i / fps)]
+    ids += [f.track_id for i, frame in enumerate(brighter) for f in tracker.process(frame, (5 + i) / fps)]
+    assert ids == [0] * 10

@@ -37,7 +37,7 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def image_detector() -> HaarDetector:
     """Still images: time is no object, so a finer, more permissive detection than for video."""
-    return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=True)
+    return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2))
 
 
 def _drop_stdout() -> None:

@@ -29,9 +29,12 @@ class BackgroundJobs:
         self._pending.append((due, tag, self._pool.submit(_timed_call, fn, *args)))
 
     def collect(self, frame: int) -> list[tuple[Any, Any, float]]:
+        # Jobs are due at different lags (a quick search for a face coming into view, a slow routine
+        # one): a late-due job must not hold back one submitted after it and due sooner.
+        due = [job for job in self._pending if job[0] <= frame]
+        self._pending = deque(job for job in self._pending if job[0] > frame)
         done = []
-        while self._pending and self._pending[0][0] <= frame:
-            _, tag, future = self._pending.popleft()
+        for _, tag, future in due:
             result, seconds = future.result()
             done.append((tag, result, seconds))
         return done

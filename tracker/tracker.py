@@ -4,15 +4,21 @@ Pipeline, as MediaPipe's face landmark graph closes its loop:
     detect (only to find new faces) -> Kaggle framing -> batched cascade -> points in the frame
     -> next frame's framing from these points -> One Euro smoothing.
 While a face is tracked its crop comes from its last points, not from a fresh Haar box: that is what
-keeps a still face still. The full-frame detector runs only to find new faces (every `detect_every`
-frames, or every frame while nothing is tracked); a fresh detector box is tried from a few starting
-framings, keeping the answer on which the model and its mirror image agree best (`_find`). Each
-track is checked every `verify_every` frames: the Haar cascade must still see a face of the track's
-size in a small upright patch cut from the track's own framing; a track that fails `max_misses`
-checks in a row, or whose points stop looking like a face, is dropped. While faces are tracked, both
-Haar passes run on a worker thread and their answers arrive a few frames later
-(tracker/background.py); with nothing tracked, detection runs on the frame itself (from a camera,
-`live`: on the worker, answered on the next frame).
+keeps a still face still; where the face's patch moved further than the framing predicts (a fast
+swing), the crop follows the patch. A fresh detector box is tried from a few starting framings,
+keeping the answer on which the model and its mirror image agree best (`_find`).
+
+Finding faces (`_schedule_searches`): with nothing tracked, the whole frame is searched whenever
+anything moved (tracker/scene_watch.py) and every few frames; with faces tracked, wherever something
+moved outside them (answered a frame later), in a scene's first second, and routinely every
+`detect_every` frames. Searches run on a worker thread (tracker/background.py), except on a file with
+nothing tracked, where the search runs on the frame itself.
+
+Losing faces: a track ends the frame its crop stops looking like a face (contrast, shape, and the
+model's presence score where the weights have one), or when another track sits on the same face and
+is surer of it (a face passing in front of another); a scene cut re-checks every track at once; and
+every `verify_every` frames the Haar cascade must still see a face of the track's size in a patch cut
+from the track's framing (`max_misses` failures in a row end it).
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
+from tracker.scene_watch import SceneWatch
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
 # (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.
@@ -50,6 +57,18 @@ VERIFY_PATCH, VERIFY_FACE = 96, 60
 # core beside the video decoder: at 10 frames the main thread still waited for it (~0.3 ms a frame,
 # 10-15% of the run's wall time), at 20 never. A camera's frames come every ~33 ms: 3 is plenty.
 FILE_LAG, LIVE_LAG = 20, 3
+# Frames between a search where something moved outside the tracked faces (tracker/scene_watch.py)
+# and the use of its answer: a face coming into view is tracked this many frames after the search
+# that found it. Such searches are rare (a still scene has none), so the main thread may wait on one.
+MOTION_LAG = 1
+# With nothing tracked and nothing moving, the whole frame is searched every this many frames (a face
+# that was there all along, missed, may be found as the noise changes); anything moving, every frame.
+IDLE_SEARCH_EVERY = 5
+# A scene's first this many frames are searched whole every IDLE_SEARCH_EVERY frames, even with faces
+# tracked: Haar misses some faces on some frames (a composed clip: one of two faces on its first frame).
+NEW_SCENE_FRAMES = 30
+# With faces tracked and most of the frame moving (a pan), a whole-frame search every this many frames.
+WIDE_MOTION_EVERY = 4
 # A track whose face size differs from the detector's box on it by more than this factor is reframed
 # at the detector's size. Framing each crop from the last points has a failure mode: after a jolt
 # (a fast start of motion) the crop can settle zoomed in on the inner face, where the model sees a
@@ -68,6 +87,20 @@ SURE_DISAGREEMENT = 1.1
 # Face boxes that overlap more than this are one face: a detection on a tracked face, or two nested
 # Haar boxes on a fresh one (of which the surest is kept).
 SAME_FACE_IOU = 0.3
+# Two tracks' boxes overlapping more than this (intersection over the smaller box) are on one face:
+# one face passing in front of another. The surest track stays; the face behind is found again when
+# it comes out.
+SAME_FACE_OVERLAP = 0.5
+# A track whose face sits this far (crop px) from where the crop expects it has moved faster than the
+# framing's prediction (a fast pan, a jolt): its crop is reframed on its points and the model run
+# again on this frame, rather than showing points from a face half out of the crop.
+REFRAME_SHIFT = 6.0
+# A fresh face within this many of its box widths of a track that lost its face takes that track.
+RELOCATE_DISTANCE = 1.5
+# A face whose patch moved this far (px) from where the framing's prediction put it is reframed there.
+FAST_MOTION = 8.0
+# A crop whose presence score (weights that have one) is under this holds no face: its track ends.
+MIN_PRESENCE = 0.5
 
 
 @dataclass
@@ -101,6 +134,7 @@ class _Track:
     smoother: OneEuroFilter
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
     misses: int = 0  # face checks in a row that saw no face here
+    patch: tuple | None = None  # its face on the last frame, small (SceneWatch.patch)
     age: int = 0  # frames tracked
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
@@ -129,6 +163,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def centre(box: np.ndarray) -> np.ndarray:
+    return box[:2] + box[2:] / 2
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two boxes over the smaller one: 1 when one holds the other (two tracks on one
+    face at different sizes, whose IoU can be small)."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return float(max(0.0, x1 - x0) * max(0.0, y1 - y0) / smaller) if smaller > 0 else 0.0
+
+
 def looks_like_face(crop_points: np.ndarray) -> bool:
     """Shape check of a prediction in crop pixels: close to the mean shape after a similarity fit, at
     a plausible scale and roll. A crop that has drifted off the face fails it."""
@@ -145,11 +192,12 @@ def looks_like_face(crop_points: np.ndarray) -> bool:
 class Tracker:
     """Construct once from weights and device; call `process(frame, timestamp)` per frame.
 
-    `detect_every`: frames between full-frame detections while faces are tracked; `verify_every`:
-    frames between the per-track face checks; `max_misses`: failed checks in a row before a track is
-    dropped; `refine_passes`: extra model passes on a fresh detection, each reframed from the previous
-    points (Haar boxes frame faces loosely); `detector_lag`: while faces are tracked, the detector
-    runs on a worker thread and its answers are used this many frames later (see background.py;
+    `detect_every`: frames between routine full-frame detections while faces are tracked (searches
+    where something moved come between them); `verify_every`: frames between the per-track face
+    checks; `max_misses`: failed checks in a row before a track is dropped; `refine_passes`: extra
+    model passes on a fresh detection, each reframed from the previous points (Haar boxes frame faces
+    loosely); `detector_lag`: while faces are tracked, the routine detections and the face checks run
+    on a worker thread and their answers are used this many frames later (see background.py;
     default: FILE_LAG, or LIVE_LAG from a camera); `live`: frames come from a camera, so with nothing
     tracked the search for faces runs on the worker too and is answered on the next frame: a frame
     without faces is drawn at once instead of after a ~25 ms full-frame pass (a file, where every
@@ -175,6 +223,7 @@ class Tracker:
         self.max_misses, self.refine_passes = max_misses, refine_passes
         self.detector_lag, self.live = detector_lag, live
         self.background = BackgroundJobs()
+        self.scene = SceneWatch()
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed
         self.faces_left_out = 0  # faces found but not followed, over max_faces (the smallest go)
         self.reset()
@@ -184,7 +233,9 @@ class Tracker:
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.frame_index = 0
+        self.next_idle_search = self.next_wide_search = self.scene_start = 0
         self.background.clear()
+        self.scene.reset()
 
     def close(self) -> None:
         """Stop the detector's worker thread."""
@@ -202,14 +253,16 @@ class Tracker:
         return crops
 
     def _predict(self, gray: np.ndarray, framings: list[np.ndarray]):
-        """Crop pixels (N, 15, 2), frame pixels (N, 15, 2) and contrast (N,) of the faces under these framings."""
+        """Crop pixels (N, 15, 2), frame pixels (N, 15, 2), contrast (N,) and presence (N,) of the
+        faces under these framings."""
         crops = self._crops(gray, framings)
         contrast = np.array([cv2.meanStdDev(c)[1][0, 0] for c in crops])
         t = time.perf_counter()
-        crop_points = self.model(crops)
+        answers = self.model.predict(crops)
+        crop_points, presence = answers.points, answers.presence
         self._timed("model", t)
         frame_points = np.stack([apply_affine(invert_affine(f), p) for f, p in zip(framings, crop_points)])
-        return crop_points, frame_points, contrast
+        return crop_points, frame_points, contrast, presence
 
     def _settle(self, gray: np.ndarray, boxes: list[np.ndarray], shifts: tuple, passes: int) -> list[_Found]:
         """For each box, the best of the answers from these starting shifts (see `_find`)."""
@@ -217,9 +270,9 @@ class Tracker:
         for box in boxes:
             base = framing_from_box(*box)
             starts += [base + np.array([[0, 0, dx], [0, 0, dy]], np.float32) for dx, dy in shifts]
-        _, points, _ = self._predict(gray, starts)
+        points = self._predict(gray, starts)[1]
         for _ in range(passes):
-            _, points, _ = self._predict(gray, [framing_transform(p, rotation=True) for p in points])
+            points = self._predict(gray, [framing_transform(p, rotation=True) for p in points])[1]
         framings = [framing_transform(p, rotation=True) for p in points]
         crops = self._crops(gray, framings)
         t = time.perf_counter()
@@ -253,9 +306,11 @@ class Tracker:
                 kept.append(f)
         return [f for f in found if any(f is k for k in kept)]
 
-    def _search(self, gray: np.ndarray, tracked: list[tuple[_Track, np.ndarray]]):
-        """Detector pass (on the worker), returned with the tracks' boxes on the frame it searched."""
-        return self.detector.detect(gray), tracked
+    def _search(self, gray: np.ndarray, region: tuple[int, int, int, int] | None,
+                tracked: list[tuple[_Track, np.ndarray]], both: bool = True):
+        """Detector pass (on the worker) over the frame or a region of it, returned with the tracks'
+        boxes on the frame it searched."""
+        return self.detector.detect(gray, region, both=both), tracked
 
     def _use_detections(self, gray: np.ndarray, boxes: np.ndarray,
                         tracked_then: list[tuple[_Track, np.ndarray]]) -> None:
@@ -264,16 +319,17 @@ class Tracker:
         which may be some frames back: a moving face is matched where it was then."""
         alive = [(track, box) for track, box in tracked_then if any(track is t for t in self.tracks)]
         tracked_now = [box_from_framing(tr.framing) for tr in self.tracks]
-        fresh = []
+        fresh, unmatched = [], [track for track, _ in alive]
         for b in boxes:
             match = max(alive, key=lambda tb: iou(b, tb[1]), default=None)
             if match is not None and iou(b, match[1]) >= SAME_FACE_IOU:
                 track, then = match
+                unmatched = [t for t in unmatched if t is not track]
                 if not 1 / MAX_SCALE_DISAGREEMENT <= b[2] / then[2] <= MAX_SCALE_DISAGREEMENT:
                     track.framing = rescaled(track.framing, then[2] / b[2])
             elif all(iou(b, k) < SAME_FACE_IOU for k in tracked_now):
                 fresh.append(b)
-        self._start_tracks(gray, fresh)
+        self._start_tracks(gray, fresh, unmatched)
 
     def _largest(self, found: list[_Found], room: int) -> list[_Found]:
         """The `room` largest of these faces (in their order), counting the others as left out."""
@@ -283,16 +339,28 @@ class Tracker:
         keep = sorted(range(len(found)), key=lambda i: -found[i].box[2])[:room]
         return [found[i] for i in sorted(keep)]
 
-    def _start_tracks(self, gray: np.ndarray, boxes: list[np.ndarray] | np.ndarray) -> None:
+    def _start_tracks(self, gray: np.ndarray, boxes: list[np.ndarray] | np.ndarray, lost: list[_Track] = ()) -> None:
         """Start tracks on these detector boxes; where there is no room for all, on the largest of
-        those that look like faces."""
+        those that look like faces. A box near one of the `lost` tracks (the detector saw no face on
+        them) whose own patch no longer holds a face takes that track instead, id and all: it outran
+        its framing (a fast swing, a change of direction) and was left on the background."""
         if len(boxes) == 0:
             return
-        found = self._find(gray, boxes, self.refine_passes)
+        lost, new = list(lost), []
+        for found in self._find(gray, boxes, self.refine_passes):
+            distance = {id(t): np.linalg.norm(centre(box_from_framing(t.framing)) - centre(found.box)) for t in lost}
+            track = min(lost, key=lambda t: distance[id(t)], default=None)
+            if (track is not None and distance[id(track)] < RELOCATE_DISTANCE * found.box[2]
+                    and not self.detector.contains_face(self._check_patch(gray, track), VERIFY_FACE / BOX_SCALE)):
+                lost.remove(track)
+                track.framing, track.points, track.velocity = found.framing, np.zeros((0, 2)), np.zeros(2)
+                track.smoother.reset()
+            else:
+                new.append(found)
         room = max(self.max_faces - len(self.tracks), 0)
-        if len(found) > room:
-            found = [f for f in found if looks_like_face(f.crop_points)]
-        for face in self._largest(found, room):
+        if len(new) > room:
+            new = [f for f in new if looks_like_face(f.crop_points)]
+        for face in self._largest(new, room):
             self.tracks.append(_Track(self.next_id, face.framing, OneEuroFilter()))
             self.next_id += 1
 
@@ -302,57 +370,131 @@ class Tracker:
         matrix[:, 2] += (VERIFY_PATCH - CROP_SIZE) / 2  # the crop's centre at the patch's centre
         return warp_crop(gray, matrix, VERIFY_PATCH)
 
+    def _sureness(self, gray: np.ndarray, framings: list[np.ndarray], presence: np.ndarray) -> np.ndarray:
+        """How surely each crop holds a face: its presence score, or, from weights without one, minus
+        the model's disagreement with its mirror image (crop px; a second look, paid only here)."""
+        if self.model.has_presence:
+            return presence
+        plain, mirrored = self.model.with_mirror(self._crops(gray, framings))
+        return -np.linalg.norm(plain - mirrored, axis=-1).mean(axis=-1)
+
+    def _search_now(self, gray: np.ndarray) -> None:
+        """Search the whole frame on this frame (nothing tracked, or a scene cut)."""
+        t = time.perf_counter()
+        boxes = self.detector.detect(gray, both=True)
+        self._timed("detect", t)
+        self._use_detections(gray, boxes, [(tr, box_from_framing(tr.framing)) for tr in self.tracks])
+
+    def _schedule_searches(self, gray: np.ndarray, cut: bool) -> None:
+        """Hand the detector what it should look at on this frame. The whole frame, at once, after a
+        scene cut, and with nothing tracked wherever anything moved or every IDLE_SEARCH_EVERY frames;
+        with faces tracked, routinely every `detect_every` frames and, between those, MOTION_LAG
+        frames ahead: wherever something moved outside them (a face coming into view; a small region
+        is searched finely; most of the frame moving, a pan, costs a whole-frame search every
+        WIDE_MOTION_EVERY frames), and the whole frame every IDLE_SEARCH_EVERY frames of a scene's
+        first NEW_SCENE_FRAMES (a face missed on its first frame, beside one that was found)."""
+        if cut:
+            self.scene_start = self.frame_index
+        boxes = [box_from_framing(tr.framing) for tr in self.tracks]
+        tracked = list(zip(self.tracks, boxes))
+        moved = self.scene.motion(boxes)
+        idle_due = self.frame_index >= self.next_idle_search
+        if cut or (not self.tracks and (moved is not None or idle_due)):
+            self.next_idle_search = self.frame_index + IDLE_SEARCH_EVERY
+            if not self.live:  # on this frame
+                self._search_now(gray)
+            elif not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
+                self.background.submit(self.frame_index + 1, self._search, gray.copy(), None, tracked, tag="detect")
+            return
+        if not self.tracks:
+            return  # nothing moved since the last search: it would see what it saw
+        if self.frame_index % self.detect_every == 0:  # the backstop: the first cascade alone (cheap)
+            self.background.submit(self.frame_index + self.detector_lag, self._search, gray.copy(), None, tracked, False,
+                                   tag="detect")
+            return
+        if self.background.due_frames("motion"):
+            return
+        if idle_due and self.frame_index - self.scene_start < NEW_SCENE_FRAMES:
+            moved = None  # another look, on other noise (with the first cascade alone: 4 -> 27 frames once)
+            self.next_idle_search = self.frame_index + IDLE_SEARCH_EVERY
+        elif moved is None:
+            return
+        elif (moved[2] - moved[0]) * (moved[3] - moved[1]) > 0.5 * gray.shape[0] * gray.shape[1]:
+            if self.frame_index < self.next_wide_search:
+                return
+            moved = None  # the whole frame, at its usual settings
+            self.next_wide_search = self.frame_index + WIDE_MOTION_EVERY
+        self.background.submit(self.frame_index + min(MOTION_LAG, self.detector_lag), self._search, gray.copy(), moved,
+                               tracked, tag="motion")
+
     def process(self, frame: np.ndarray, timestamp: float, gray: np.ndarray | None = None) -> list[Face]:
         """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate); `gray`:
         the frame already converted by `to_gray`, where the caller has it (the video decoder makes it)."""
         gray = to_gray(frame) if gray is None else gray
-        due = self.frame_index + self.detector_lag
+        cut = self.scene.see(gray)
+        if cut and self.tracks:
+            # Every answer about the old scene is stale, and every track in doubt: a track stays only
+            # where the detector still sees a face of its size in its patch (a change of light).
+            self.background.clear()
+            self.tracks = [tr for tr in self.tracks
+                           if self.detector.contains_face(self._check_patch(gray, tr), VERIFY_FACE / BOX_SCALE)]
         for job, answer, seconds in self.background.collect(self.frame_index):
             self.timings["detect"] += seconds
-            if job == "detect":
+            if job in ("detect", "motion"):
                 self._use_detections(gray, *answer)
             else:  # a track's face check
                 job.misses = 0 if answer else job.misses + 1
         for track in self.tracks:
             if track.age % self.verify_every == self.verify_every - 1:
                 patch = self._check_patch(gray, track)
-                self.background.submit(due, self.detector.contains_face, patch, VERIFY_FACE / BOX_SCALE, tag=track)
+                self.background.submit(self.frame_index + self.detector_lag, self.detector.contains_face, patch,
+                                       VERIFY_FACE / BOX_SCALE, tag=track)
         self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
-        if not self.tracks:  # nothing to follow: look for faces now
-            if not self.live:  # on this frame
-                t = time.perf_counter()
-                boxes = self.detector.detect(gray)
-                self._timed("detect", t)
-                self._start_tracks(gray, boxes)
-            elif not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
-                self.background.submit(self.frame_index + 1, self._search, gray.copy(), [], tag="detect")
-        elif self.frame_index % self.detect_every == 0:
-            tracked = [(tr, box_from_framing(tr.framing)) for tr in self.tracks]
-            self.background.submit(due, self._search, gray.copy(), tracked, tag="detect")
+        self._schedule_searches(gray, cut)
         self.frame_index += 1
         if not self.tracks:
             return []
-        crop_points, points, contrast = self._predict(gray, [tr.framing for tr in self.tracks])
+        for track in self.tracks:
+            # Faster than the framing's prediction (a swing, a change of direction): where the face's
+            # patch went says where to look.
+            moved = self.scene.shift(track.patch) if track.patch is not None else None
+            if moved is not None and np.linalg.norm(moved - track.velocity) > FAST_MOTION:
+                track.framing = track.framing.copy()
+                track.framing[:, 2] -= track.framing[:, :2] @ (moved - track.velocity)
+                track.velocity = moved
+        crop_points, points, contrast, presence = self._predict(gray, [tr.framing for tr in self.tracks])
+        # Faster than the framing's prediction (a fast pan, a jolt): reframe on the points, look again.
+        off = np.linalg.norm(crop_points.mean(axis=1) - MEAN_SHAPE.mean(axis=0), axis=-1) > REFRAME_SHIFT
+        if off.any():
+            again = self._predict(gray, [framing_transform(p, rotation=True) for p in points[off]])
+            for values, redone in zip((crop_points, points, contrast, presence), again):
+                values[off] = redone
         t = time.perf_counter()
-        faces, kept, kept_boxes = [], [], []
-        for track, crop_p, p, c in zip(self.tracks, crop_points, points, contrast):
-            if c < MIN_CROP_CONTRAST or not looks_like_face(crop_p):
-                continue  # lost: the next detector round may find the face again
+        alive = [i for i, (crop_p, c, score) in enumerate(zip(crop_points, contrast, presence))
+                 if c >= MIN_CROP_CONTRAST and looks_like_face(crop_p) and score >= MIN_PRESENCE]
+        boxes = {i: box_from_framing(framing_transform(points[i], rotation=True)) for i in alive}
+        crowded = [i for i in alive if any(j != i and overlap(boxes[i], boxes[j]) > SAME_FACE_OVERLAP for j in alive)]
+        if crowded:
+            # Tracks on one face (one passing in front of another): the surest stays, the others end
+            # (the face behind is found again when it comes out).
+            surer = dict(zip(crowded, self._sureness(gray, [self.tracks[i].framing for i in crowded], presence[crowded])))
+            for i in sorted(crowded, key=surer.get, reverse=True):
+                if any(overlap(boxes[i], boxes[j]) > SAME_FACE_OVERLAP for j in boxes if surer.get(j, -np.inf) > surer[i]):
+                    del boxes[i]
+        faces, kept = [], []
+        for i in sorted(boxes):
+            track, p = self.tracks[i], points[i]
             if len(track.points):
                 # Frame the next crop where the face will be, not where it was: at 8 px per frame
                 # the face would otherwise sit off-centre and the points would trail it.
                 track.velocity = 0.5 * track.velocity + 0.5 * (p - track.points).mean(axis=0)
             track.framing = framing_transform(p + track.velocity, rotation=True)
-            box = box_from_framing(track.framing)
-            box[:2] -= track.velocity  # this frame's box, not the next one's
-            if any(iou(box, k) > 0.5 for k in kept_boxes):
-                continue  # two tracks on one face: keep the older
             kept.append(track)
-            kept_boxes.append(box)
+            track.patch = self.scene.patch(boxes[i])
             track.points = p
             track.age += 1
             shown = track.smoother(p, timestamp, float(interocular(p))) if self.smooth else p
-            faces.append(Face(track.track_id, box, shown.astype(np.float32), p.astype(np.float32)))
+            faces.append(Face(track.track_id, boxes[i], shown.astype(np.float32), p.astype(np.float32)))
         self.tracks = kept
         self._timed("smooth", t)
         return faces
@@ -367,5 +509,8 @@ class Tracker:
         if len(boxes) == 0:
             return []
         # Time is no object for a still image: one more reframing pass than for a new track.
-        found = [f for f in self._find(gray, boxes, self.refine_passes + 1) if looks_like_face(f.crop_points)]
+        found = self._find(gray, boxes, self.refine_passes + 1)
+        presence = self._predict(gray, [f.framing for f in found])[3] if self.model.has_presence else np.ones(len(found))
+        # Haar fires on textures too: the shape check, and the presence score where the weights have one.
+        found = [f for f, score in zip(found, presence) if looks_like_face(f.crop_points) and score >= MIN_PRESENCE]
         return [Face(i, f.box, f.points, f.points) for i, f in enumerate(self._largest(found, self.max_faces))]
