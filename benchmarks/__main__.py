@@ -1,4 +1,4 @@
-"""Our tracker beside dlib, MediaPipe and a floor: accuracy, speed and stability, in one run.
+"""Our tracker beside dlib, MediaPipe and a floor: accuracy, speed, stability and events, in one run.
 
     python -m benchmarks [--quick] [--setup-peers] [--helen DIR] [--output BENCHMARKS.md]
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             sections.accuracy(ready, "helen", helen, scale, Path(run_dir), results)
         sections.speed(ready, args.data / "videos" / sections.SPEED_SOURCE, scale, work, Path(run_dir), results)
         sections.stability(ready, args.data / "ytf68" / sections.STABILITY_FACE, scale, work, Path(run_dir), results)
+        if not args.quick:
+            sections.events(ready, args.data / "ytf68", work, Path(run_dir), results)
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     write_page(args.output, results, every, command.strip(), load, args.venvs, quick=args.quick)
     print(f"wrote {args.output}")

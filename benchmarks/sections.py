@@ -153,3 +153,24 @@ def stability(systems: list[System], face_image: Path, scale: Scale, work: Path,
         }
         start = np.nanmean(still_points[SETTLE:, TRAJECTORY_POINT, 0])
         results.trajectories[system.label] = points[:, TRAJECTORY_POINT, 0] - start
+
+
+def events(systems: list[System], ytf68: Path, work: Path, run_dir: Path, results: Results) -> None:
+    """The five events of `benchmarks/events.py` (cut, walk-in, crossing, fast pan, leave and return),
+    each clip written as a video and run through every system's command line, scored alike."""
+    from benchmarks import events as ev
+
+    clips = []
+    for name in ev.EVENTS:
+        clip = ev.compose(name, ytf68)
+        clips.append((clip, ev.write_clip(clip, work / f"event-{name}.mp4")))
+    for system in systems:
+        scores = []
+        for clip, path in clips:
+            log(f"events: {system.label} on {clip.name}")
+            result = run(system, "--video", path, run_dir / f"event-{clip.name}-{system.key}.csv")
+            if not checked(system, result, results, "events"):
+                break
+            scores.append(ev.score(clip, ev.Rows.from_csv(result.csv)))
+        else:
+            results.events[system.label] = scores

@@ -131,3 +131,4 @@ class Results:
     trajectories: dict[str, np.ndarray] = field(default_factory=dict)  # x of one point on the moving clip
     true_offsets: np.ndarray | None = None  # the face's true x motion on that clip
     notes: dict[str, str] = field(default_factory=dict)  # system label -> why it is absent
+    events: dict[str, list] = field(default_factory=dict)  # system label -> events.EventScore per clip

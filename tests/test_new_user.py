@@ -161,7 +161,7 @@ def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
         widths = sorted((float(f.box[2]) for f in tracker.process_image(cv2.imread(str(beatles)))), reverse=True)
     finally:
         tracker.close()
-    assert len(widths) == 4
+    assert len(widths) == 3  # the three frontal faces; the drum kit Haar also finds is no face
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("a.jpg", "b.jpg"):

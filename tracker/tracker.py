@@ -444,7 +444,10 @@ class Tracker:
                 self._use_detections(gray, *answer)
             else:  # a track's face check
                 job.misses = 0 if answer else job.misses + 1
-        for track in self.tracks:
+        # The detector's periodic look at each track's face, for weights without a presence score
+        # (with one, every frame's crop is judged: the detector's second opinion only loses faces
+        # it cannot see, such as a turned one, and ended a walking-in face's track in the events).
+        for track in self.tracks if not self.model.has_presence else ():
             if track.age % self.verify_every == self.verify_every - 1:
                 patch = self._check_patch(gray, track)
                 self.background.submit(self.frame_index + self.detector_lag, self.detector.contains_face, patch,
