@@ -14,7 +14,7 @@ import sys
 
 
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1) // 2)
+    return os.cpu_count() or 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,9 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     folder = ap.add_argument_group("a folder of videos (--video DIR)")
     folder.add_argument("--workers", type=int, metavar="N",
-                        help=f"videos processed at once (default: half the CPU cores, {default_workers()} here: a worker "
-                        "keeps ~1.7 cores busy, its video decoder and detector running beside the model. On 2 shared "
-                        "cores 1 worker did 12.1 videos/min, 2 did 11.7: BENCHMARKS.md)")
+                        help=f"videos processed at once (default: one per CPU core, {default_workers()} here. On 2 idle "
+                        "cores 2 workers did 45.6 videos/min, 1 did 33.6; on 2 cores busy with other work they were "
+                        "even: BENCHMARKS.md)")
     folder.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run the videos as Ray tasks on the cluster at ADDRESS (ray://host:10001 or host:6379), "
                              "or on a local Ray without one (pip install ray)")

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "| workers | wall s (each run) | CPU s (each run) | files / min | frames / s |", "|---|---|---|---|---|", *rows, "",
         f"One worker keeps {busy:.2f} cores busy when its main thread never waits (CPU time of all its threads over "
         f"the main thread's, on {files[0].name}): the video decoder and the detector run on threads of their own. "
-        "Hence the default, half the cores. The machine is shared: wall times move with the load of others, "
+        "`--workers` defaults to one per core. On a shared machine wall times move with the load of others, "
         "the CPU times much less.", "",
     ]
     text = "\n".join(lines)
