@@ -51,3 +51,22 @@ def error_line(run: Run) -> str:
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], run.stderr
     return errors[0]
+
+
+def write_clip(path: Path, source: Path, frames: int, fourcc: str = "mp4v") -> Path:
+    """The first `frames` frames of the video `source`, re-encoded into `path` (25 fps)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(require(source)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    for _ in range(frames):
+        ok, frame = capture.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (frame.shape[1], frame.shape[0]))
+            assert writer.isOpened()
+        writer.write(frame)
+    writer.release()
+    capture.release()
+    return path

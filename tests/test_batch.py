@@ -15,28 +15,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.cli_helpers import ROOT, Run, error_line, headless_env, require, run_tracker
+from tests.cli_helpers import ROOT, Run, error_line, headless_env, require, run_tracker, write_clip
 from tracker.batch_jobs import Job, clashes, find_videos, partial, plan
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-
-
-def write_clip(path: Path, source: Path, frames: int, fourcc: str = "mp4v") -> Path:
-    """The first `frames` frames of `source`, re-encoded."""
-    capture = cv2.VideoCapture(str(require(source)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
-    for _ in range(frames):
-        ok, frame = capture.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (frame.shape[1], frame.shape[0]))
-            assert writer.isOpened()
-        writer.write(frame)
-    writer.release()
-    capture.release()
-    return path
 
 
 def report(folder: Path) -> dict[str, dict]:

