@@ -130,17 +130,25 @@ def ytf68_faces(root: str | Path) -> Faces:
     root = Path(root)
     table = read_keypoints68(root)
     points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    canvases, keypoints, origins = [], [], []
-    for name, pts in zip(table["image"], points):
-        gray = cv2.imread(str(root / "images" / name), cv2.IMREAD_GRAYSCALE)
+    images = [root / "images" / name for name in table["image"]]
+    return framed_faces(list(zip(images, points, table["identity"].astype(str))))
+
+
+def framed_faces(items: list[tuple[Path, np.ndarray, str]]) -> Faces:
+    """Faces of (image path, 15 points in image pixels, identity) items, each framed on a canvas."""
+    canvases, keypoints, groups, origins = [], [], [], []
+    for image, points, identity in items:
+        gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
         if gray is None:
-            raise DataError(f"{root / 'images' / name}: missing or not an image")
-        canvas, on_canvas, origin = frame_on_canvas(gray, pts)
+            raise DataError(f"{image}: missing or not an image")
+        canvas, on_canvas, origin = frame_on_canvas(gray, points)
         canvases.append(canvas)
         keypoints.append(on_canvas)
+        groups.append(identity)
         origins.append(origin)
-    return Faces(np.stack(canvases), np.array(keypoints, dtype=np.float32), table["identity"].astype(str).to_numpy(),
-                 origins=np.array(origins, np.float32))
+    if not canvases:
+        return Faces(np.zeros((0, CANVAS, CANVAS), np.uint8), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.array([], str))
+    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups), origins=np.array(origins, np.float32))
 
 
 def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

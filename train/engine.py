@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from kaggle_framing.weights_contract import WeightsError, load_torchscript
 from train import distributed
 from train.augment import eval_transform, train_transform
 from train.data import DataError, Faces, KeypointDataset
@@ -300,8 +301,8 @@ def init_from(model: CascadeCNN, path: str) -> None:
     """Start from the weights of a cascade file or checkpoint (a fine-tune). Parts it lacks (the
     presence head of an older file) keep their fresh initialisation, and are named."""
     try:
-        state = torch.jit.load(path, map_location="cpu").state_dict()
-    except Exception:  # not TorchScript: a training checkpoint
+        state = load_torchscript(path).state_dict()
+    except WeightsError:  # not a cascade file: a training checkpoint (or a clear error from its loader)
         state = load_checkpoint(path)["model"]
     for old, new in _RENAMED.items():
         state = {k.replace(old, new): v for k, v in state.items()}

@@ -13,12 +13,11 @@ import hashlib
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from kaggle_framing import COLUMNS, NUM_KEYPOINTS, kaggle_from_ibug68
-from train.data import DataError, Faces, frame_on_canvas
+from train.data import DataError, Faces, framed_faces
 
 PSEUDO_LABELS = "keypoints15.csv"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -65,23 +64,6 @@ def read_pts(path: Path) -> np.ndarray:
     return np.array(rows, np.float32)
 
 
-def _framed(items: list[tuple[Path, np.ndarray, str]]) -> Faces:
-    """Frame each (image path, 15 points in image pixels, identity) on a canvas."""
-    canvases, keypoints, groups, origins = [], [], [], []
-    for image, points, identity in items:
-        gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            raise DataError(f"{image}: missing or not an image")
-        canvas, on_canvas, origin = frame_on_canvas(gray, points)
-        canvases.append(canvas)
-        keypoints.append(on_canvas)
-        groups.append(identity)
-        origins.append(origin)
-    if not canvases:
-        return Faces(np.zeros((0, 1, 1), np.uint8), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.array([], str))
-    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups), origins=np.array(origins, np.float32))
-
-
 def pts_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
     """(image, 15 points, identity) of every image with a same-name `.pts` under `root`."""
     root = Path(root)
@@ -126,7 +108,7 @@ def cached_faces(kind: str, root: str | Path, cache_dir: str | Path | None) -> F
     the folder and its label file's size and time: relabelling or new files make a new cache)."""
     items = {"pts": pts_items, "pseudo": pseudo_items}[kind](root)
     if cache_dir is None:
-        return _framed(items)
+        return framed_faces(items)
     label_file = Path(root) / PSEUDO_LABELS if kind == "pseudo" else None
     stamp = f"{Path(root).resolve()}|{len(items)}|{items[0][0]}|{items[-1][0]}"
     if label_file is not None:
@@ -136,7 +118,7 @@ def cached_faces(kind: str, root: str | Path, cache_dir: str | Path | None) -> F
     if cache.exists():
         with np.load(cache) as saved:
             return Faces(saved["canvases"], saved["keypoints"], saved["groups"], origins=saved["origins"])
-    faces = _framed(items)
+    faces = framed_faces(items)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, canvases=faces.canvases, keypoints=faces.keypoints, groups=faces.groups, origins=faces.origins)

@@ -8,7 +8,6 @@ same augmentation applies; their keypoints are all NaN, which is what marks a ne
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -104,18 +103,14 @@ def negatives_from_folders(roots: list[str | Path], seed: int = 0, per_kind: int
     rng = np.random.default_rng(seed)
     canvases = []
     for root in roots:
-        by_photo: dict[str, list[np.ndarray]] = defaultdict(list)
+        # Faces of one photo (`12345_1.jpg`, `12345_2.jpg`) are labelled in files of their own.
+        photos: dict[str, tuple[Path, list[np.ndarray]]] = {}
         for image, points, _ in pts_items(root):
-            by_photo[str(image.with_name(image.stem.rsplit("_", 1)[0]))].append(points)
-        for image, points, _ in pts_items(root):
-            stem = str(image.with_name(image.stem.rsplit("_", 1)[0]))
-            if stem not in by_photo:
-                continue  # another face of an already mined photo
+            photos.setdefault(str(image.with_name(image.stem.rsplit("_", 1)[0])), (image, []))[1].append(points)
+        for image, faces in photos.values():
             gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-            if gray is None:
-                continue
-            squares = np.stack([face_square(p) for p in by_photo.pop(stem)])
-            canvases += mine(gray, squares, rng, detector, per_kind)
+            if gray is not None:
+                canvases += mine(gray, np.stack([face_square(p) for p in faces]), rng, detector, per_kind)
         canvases += textures(textures_per_folder, rng)
     n = len(canvases)
     return Faces(np.stack(canvases), np.full((n, NUM_KEYPOINTS, 2), np.nan, np.float32), np.array(["negative"] * n))

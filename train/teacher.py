@@ -56,6 +56,17 @@ def run_teacher(images: list[Path], output: Path) -> dict[str, np.ndarray]:
         return {k: saved[k] for k in saved.files}
 
 
+def _aligned(matrices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, K, 2) points moved by each face's (N, 2, 3) similarity."""
+    return np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
+
+
+def _align(mesh: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each mesh's similarity onto `reference` (Procrustes), and the meshes so aligned."""
+    matrices = np.stack([fit_similarity(m, reference) for m in mesh])
+    return matrices, _aligned(matrices, mesh)
+
+
 class TeacherMap:
     """Aligned 478-point mesh -> 15 Kaggle points (ridge regression; see the module docstring)."""
 
@@ -63,16 +74,12 @@ class TeacherMap:
         self.reference = reference.astype(np.float32)  # (478, 2), zero mean, unit RMS radius
         self.weights = weights.astype(np.float32)  # (2 * 478 + 1, 30)
 
-    def _align(self, mesh: np.ndarray) -> np.ndarray:
-        return np.stack([fit_similarity(m, self.reference) for m in mesh])
-
     def __call__(self, mesh: np.ndarray) -> np.ndarray:
         """(N, 478, 2) meshes (NaN rows where no face) -> (N, 15, 2) points in the same pixels."""
         out = np.full((len(mesh), NUM_KEYPOINTS, 2), np.nan, np.float32)
         ok = np.isfinite(mesh).all(axis=(1, 2))
         if ok.any():
-            matrices = self._align(mesh[ok])
-            aligned = np.einsum("nij,nkj->nki", matrices[:, :, :2], mesh[ok]) + matrices[:, None, :, 2]
+            matrices, aligned = _align(mesh[ok], self.reference)
             features = np.concatenate([aligned.reshape(len(aligned), -1), np.ones((len(aligned), 1), np.float32)], 1)
             points = (features @ self.weights).reshape(-1, NUM_KEYPOINTS, 2)
             out[ok] = [apply_affine(invert_affine(m), p) for m, p in zip(matrices, points)]
@@ -84,14 +91,11 @@ class TeacherMap:
         centred = mesh[0] - mesh[0].mean(axis=0)
         reference = centred / np.sqrt((centred**2).sum(axis=1).mean())
         for _ in range(3):  # generalised Procrustes: the reference becomes the mean aligned mesh
-            matrices = np.stack([fit_similarity(m, reference) for m in mesh])
-            aligned = np.einsum("nij,nkj->nki", matrices[:, :, :2], mesh) + matrices[:, None, :, 2]
-            mean = aligned.mean(axis=0)
+            mean = _align(mesh, reference)[1].mean(axis=0)
             mean -= mean.mean(axis=0)
             reference = mean / np.sqrt((mean**2).sum(axis=1).mean())
-        matrices = np.stack([fit_similarity(m, reference) for m in mesh])
-        aligned = np.einsum("nij,nkj->nki", matrices[:, :, :2], mesh) + matrices[:, None, :, 2]
-        target = np.einsum("nij,nkj->nki", matrices[:, :, :2], truth) + matrices[:, None, :, 2]
+        matrices, aligned = _align(mesh, reference)
+        target = _aligned(matrices, truth)
         x = np.concatenate([aligned.reshape(len(mesh), -1), np.ones((len(mesh), 1))], 1).astype(np.float64)
         penalty = alpha * len(x) * np.eye(x.shape[1])
         penalty[-1, -1] = 0  # the intercept is not shrunk
