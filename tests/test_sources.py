@@ -217,3 +217,15 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small):
     after = predict(model_from_checkpoint(load_checkpoint(out)), images, torch.device("cpu"))
     assert np.abs(np.median(before - targets, axis=0)).max() > 0.1
     np.testing.assert_allclose(np.median(after - targets, axis=0), 0, atol=1e-3)
+
+
+def test_pseudolabel_draws_continue_where_an_earlier_draw_stopped():
+    from train.pseudolabel import sample
+
+    images = [Path(f"Person_{i // 3}_{i % 3:04d}.jpg") for i in range(60)]
+    first = sample(images, None, 25, seed=3)
+    rest = sample(images, None, None, seed=3, skip=25)
+    assert len(first) == 25 and not set(first) & set(rest) and set(first) | set(rest) == set(images)
+    # With a cap per person the draw is the same people's images, taken in the same order.
+    capped = sample(images, 1, None, seed=3)
+    assert len(capped) == 20 and set(sample(images, 1, 8, seed=3)) | set(sample(images, 1, None, seed=3, skip=8)) == set(capped)

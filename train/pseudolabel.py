@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 from collections import Counter
 from pathlib import Path
@@ -53,8 +54,9 @@ def images_under(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def sample(images: list[Path], per_identity: int | None, most: int | None, seed: int) -> list[Path]:
-    """At most `per_identity` images of each person and `most` in all, drawn at random (fixed by `seed`)."""
+def sample(images: list[Path], per_identity: int | None, most: int | None, seed: int, skip: int = 0) -> list[Path]:
+    """At most `per_identity` images of each person and `most` in all, drawn at random (fixed by `seed`),
+    after passing over the first `skip` of that draw (labelled before, e.g. with --max-images)."""
     rng = np.random.default_rng(seed)
     order = [images[i] for i in rng.permutation(len(images))]
     if per_identity:
@@ -66,6 +68,7 @@ def sample(images: list[Path], per_identity: int | None, most: int | None, seed:
                 counts[who] += 1
                 picked.append(path)
         order = picked
+    order = order[skip:]
     return sorted(order[:most] if most else order)
 
 
@@ -77,14 +80,16 @@ def pseudolabel(args: argparse.Namespace) -> int:
     images = images_under(source)
     kept = [p for p in images if identity_of(p) not in excluded]
     print(f"{len(images)} images under {source}; {len(images) - len(kept)} of excluded people left out")
-    kept = sample(kept, args.per_identity, args.max_images, args.seed)
+    kept = sample(kept, args.per_identity, args.max_images, args.seed, args.skip)
     chunks = out / ".teacher"
     chunks.mkdir(parents=True, exist_ok=True)
     raws = []
     for start in range(0, len(kept), CHUNK):
         part = kept[start : start + CHUNK]
         print(f"teacher: images {start + 1}-{start + len(part)} of {len(kept)}", flush=True)
-        raws.append(run_teacher(part, chunks / f"{start // CHUNK:05d}.npz"))
+        # Named for the images it holds, so that a run with another draw never reads this chunk back.
+        digest = hashlib.sha1("\n".join(map(str, part)).encode()).hexdigest()[:10]
+        raws.append(run_teacher(part, chunks / f"{start // CHUNK:05d}-{digest}.npz"))
     points, disagreement = label({k: np.concatenate([r[k] for r in raws]) for k in raws[0]}, TeacherMap.load(Path(args.map)))
     rows, missed, unsure = [], 0, 0
     for path, p, d in zip(kept, points, disagreement):
@@ -126,3 +131,5 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-identity", type=int, metavar="N", help="at most N images of one person (more people per hour)")
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images in all, drawn at random")
     p.add_argument("--seed", type=int, default=0, help="seed of those draws")
+    p.add_argument("--skip", type=int, default=0, metavar="N",
+                   help="pass over the first N images of the draw (e.g. those an earlier --max-images N labelled)")
