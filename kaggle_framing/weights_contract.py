@@ -3,11 +3,13 @@
 - `cascade.pt`, TorchScript: `torch.jit.load(path)` alone loads it. Input float32 (N, 1, 96, 96) in
   [0, 1], a face in the Kaggle framing; output float32 (N, 15, 2) crop pixels in Kaggle keypoint
   order. It may also export `with_presence(x) -> (points, presence)`, presence (N,) the probability
-  that the crop holds a face; without it presence is unknown (taken as 1). The extra file
+  that the crop holds a face; without it presence is unknown (taken as 1); and `answers(x) ->
+  (points, presence, disagreement)`, where the points are the mean of the answers on the crop and on
+  its mirror image and disagreement (N,) how far apart those two are (crop px). The extra file
   `keypoints.json` records the names and framing so that a reader can check what it loaded.
 - `cascade.onnx`, its twin beside it: the same weights for onnxruntime (the CPU runtime, no torch).
   Input `crops`, outputs `keypoints` and, when the TorchScript module has `with_presence`,
-  `presence`; its metadata holds the same `keypoints.json` and the sha256 of the .pt it came from,
+  `presence`, and when it has `answers`, `disagreement`; its metadata holds the same `keypoints.json` and the sha256 of the .pt it came from,
   so that a twin left behind by a new .pt is known as stale.
 
 NumPy only at import: `load_torchscript` imports torch when it is called, never before.
@@ -27,6 +29,7 @@ EXTRA_FILE = "keypoints.json"
 INPUT = "crops"
 KEYPOINTS = "keypoints"
 PRESENCE = "presence"
+DISAGREEMENT = "disagreement"
 SOURCE_SHA256 = "source_sha256"  # ONNX metadata: sha256 of the TorchScript file it was exported from
 # The shipped weights: the `weights` folder beside this package, in a checkout and once installed
 # alike (pyproject.toml installs it as package data), wherever the program is run from.

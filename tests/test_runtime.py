@@ -43,11 +43,13 @@ def test_shipped_twin_is_fresh():
 @pytest.mark.parametrize("batch", [1, 8])
 def test_twin_gives_the_torchscript_points(batch):
     crops = labelled_crops(labelled_faces(8, start=0, step=397))[:batch]
-    onnx_points, onnx_presence = open_runtime(require(WEIGHTS), "cpu")(crops)
-    torch_points, torch_presence = TorchScriptCascade(WEIGHTS, "cpu")(crops)
-    assert onnx_points.shape == (batch, 15, 2)
-    np.testing.assert_allclose(onnx_points, torch_points, rtol=0, atol=1e-3)
-    assert (onnx_presence is None) == (torch_presence is None)
+    onnx = open_runtime(require(WEIGHTS), "cpu")(crops)
+    scripted = TorchScriptCascade(WEIGHTS, "cpu")(crops)
+    assert onnx[0].shape == (batch, 15, 2)
+    for a, b in zip(onnx, scripted):  # points, presence, disagreement with the mirror image
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
 
 
 def test_mirror_answers_of_both_runtimes(monkeypatch):
@@ -57,11 +59,34 @@ def test_mirror_answers_of_both_runtimes(monkeypatch):
     monkeypatch.setattr("tracker.runtime.twin_path", lambda path: path.with_suffix(".none"))
     scripted = KeypointModel(WEIGHTS, "cpu")  # no twin found: the .pt itself, with torch
     assert isinstance(scripted.runtime, TorchScriptCascade)
-    for a, b in zip(onnx.with_mirror(crops), scripted.with_mirror(crops)):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
     answers = onnx.predict(crops, mirror=True)
+    for a, b in ((answers.points, scripted.predict(crops, mirror=True).points),
+                 (answers.disagreement, scripted.predict(crops, mirror=True).disagreement)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
     assert onnx.has_presence and scripted.has_presence  # the shipped weights say whether a face is there
     assert answers.presence.shape == (3,) and (answers.presence > 0.9).all()  # these are faces
+    assert (answers.disagreement < 1.5).all()  # on real faces the crop and its mirror image agree
+
+
+def test_weights_that_mirror_inside_answer_as_the_tracker_mirrors_others(tmp_path):
+    """The shipped cascade averages each crop's answer with its mirror image's inside the graph;
+    the same weights without that are mirrored by KeypointModel: same points, same disagreement."""
+    torch.manual_seed(0)
+    inside = CascadeCNN(width1=8, width2=4)
+    for p in inside.parameters():
+        nn.init.normal_(p, std=0.05)
+    outside = CascadeCNN(width1=8, width2=4, mirror=False)
+    outside.load_state_dict(inside.state_dict())
+    crops = labelled_crops(labelled_faces(4))
+    answers = []
+    for name, model in (("inside", inside), ("outside", outside)):
+        export_cascade(model, tmp_path / f"{name}.pt")
+        keypoints = KeypointModel(tmp_path / f"{name}.pt", "cpu")
+        assert keypoints.runtime.mirrors == (name == "inside")
+        answers.append(keypoints.predict(crops, mirror=True))
+    np.testing.assert_allclose(answers[0].points, answers[1].points, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(answers[0].disagreement, answers[1].disagreement, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(answers[0].presence, answers[1].presence, rtol=0, atol=1e-5)
 
 
 def nudged_copy(folder):
@@ -123,7 +148,7 @@ class PresenceCascade(CascadeCNN):
     """The model contract's optional second answer: the probability that the crop holds a face."""
 
     def __init__(self) -> None:
-        super().__init__(width1=8, width2=4)
+        super().__init__(width1=8, width2=4, mirror=False)
         self.presence = nn.Linear(1, 1)
 
     @torch.jit.export
@@ -148,7 +173,8 @@ def test_export_writes_both_files_and_presence(tmp_path):
     assert isinstance(onnx.runtime, OnnxCascade) and onnx.has_presence
     scripted = TorchScriptCascade(pt, "cpu")
     assert scripted.has_presence
-    points, presence = scripted(crops)
+    points, presence, disagreement = scripted(crops)
+    assert disagreement is None  # it does not answer on mirror images
     answers = onnx.predict(crops)
     np.testing.assert_allclose(answers.points, points, rtol=0, atol=1e-3)
     np.testing.assert_allclose(answers.presence, presence, rtol=0, atol=1e-5)

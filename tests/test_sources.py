@@ -198,7 +198,7 @@ def test_mirror_keeps_the_labels_pixel_origin(ytf68_small):
 
 
 def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small):
-    """`calibrate` folds the median signed error on training faces into level 2's bias: afterwards
+    """`calibrate` folds the median signed error on training faces into the output offset: afterwards
     the training faces' median error is zero (to float rounding), whatever it was."""
     from train.__main__ import main
     from train.data import split_by_group, ytf68_faces

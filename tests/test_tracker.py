@@ -16,7 +16,7 @@ import torch
 
 from tests.cli_helpers import require
 from kaggle_framing import (
-    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_transform, interocular, invert_affine,
+    CROP_LABEL_ORIGIN, CROP_SIZE, FLIP_PERMUTATION, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_transform, interocular, invert_affine,
     kaggle_from_ibug68,
 )
 from kaggle_framing.crop import to_gray, warp_crop
@@ -294,9 +294,13 @@ def test_mirrored_answers_are_mapped_back_onto_the_crop(tracker):
     2 * CROP_LABEL_ORIGIN, the labels' origin),
     lands where its answer on the crop does: no swapped eyes, no one-pixel shift."""
     crops = labelled_crops(labelled_faces())
-    plain, mirrored = tracker.model.with_mirror(crops)
-    assert plain.shape == mirrored.shape == (len(crops), 15, 2)
-    assert np.linalg.norm(plain - mirrored, axis=-1).mean() < 1.5  # swapped left/right: ~20 px
+    answers = tracker.model.predict(crops, mirror=True)
+    assert answers.points.shape == (len(crops), 15, 2) and answers.disagreement.shape == (len(crops),)
+    assert answers.disagreement.mean() < 1.5  # swapped left/right: ~20 px
+    plain = tracker.model(crops)
+    mirrored = tracker.model(np.ascontiguousarray(crops[:, :, ::-1]))[:, list(FLIP_PERMUTATION)]
+    mirrored[..., 0] = CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN - mirrored[..., 0]
+    assert np.linalg.norm(plain - mirrored, axis=-1).mean() < 1.5
     assert abs((mirrored - plain)[..., 0].mean()) < 0.5  # x -> 96 - x would give 1 px
 
 

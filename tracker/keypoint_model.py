@@ -12,21 +12,23 @@ from tracker.runtime import open_runtime
 
 @dataclass
 class Answers:
-    """`points` (N, 15, 2) crop pixels; `mirrored` the same from the mirrored crops, mapped back (or
-    None); `presence` (N,) probability that each crop holds a face (1 where the weights cannot say;
-    with mirrors, the mean of both answers)."""
+    """`points` (N, 15, 2) crop pixels (with mirrors, the mean of the answers on each crop and on its
+    mirror image); `disagreement` (N,) how far apart those two answers are (crop px, mean over
+    points; None where mirrors were not asked for); `presence` (N,) probability that each crop holds
+    a face (1 where the weights cannot say)."""
 
     points: np.ndarray
-    mirrored: np.ndarray | None
+    disagreement: np.ndarray | None
     presence: np.ndarray
 
 
 class KeypointModel:
     """`model(crops)`: (N, 96, 96) uint8 crops -> (N, 15, 2) float32 keypoints in crop pixels.
 
-    `model.with_mirror(crops)` also answers on the mirrored crops (twice the model time): their mean
-    is a little more accurate than either, and how far apart the two are says how sure the model is.
-    `model.predict` gives both and the presence of a face.
+    `model.predict(crops, mirror=True)` also answers on the mirrored crops: their mean is a little
+    more accurate than either, and how far apart the two are says how sure the model is. Weights that
+    mirror inside (`runtime.mirrors`: the shipped ones) always do, in one pass; for others the mirrored
+    crops are run here, at twice the cost.
     """
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:
@@ -37,24 +39,21 @@ class KeypointModel:
     def predict(self, crops: np.ndarray, mirror: bool = False) -> Answers:
         n = len(crops)
         if n == 0:
-            empty = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
-            return Answers(empty, empty.copy() if mirror else None, np.zeros(0, np.float32))
-        if mirror:
+            return Answers(np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros(0, np.float32) if mirror else None,
+                           np.zeros(0, np.float32))
+        if mirror and not self.runtime.mirrors:
             crops = np.concatenate([crops, crops[:, :, ::-1]])
-        points, presence = self.runtime(crops)
+        points, presence, disagreement = self.runtime(crops)
         if presence is None:
             presence = np.ones(len(crops), np.float32)
-        if not mirror:
-            return Answers(points, None, presence)
-        mirrored = points[n:, list(FLIP_PERMUTATION)]
+        if not mirror or self.runtime.mirrors:
+            return Answers(points, disagreement if mirror else None, presence)
+        back = points[n:, list(FLIP_PERMUTATION)]
         # Pixel i of the mirror is pixel 95 - i; the answers count pixels from CROP_LABEL_ORIGIN.
-        mirrored[..., 0] = (CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN) - mirrored[..., 0]
-        return Answers(points[:n], mirrored, (presence[:n] + presence[n:]) / 2)
+        back[..., 0] = (CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN) - back[..., 0]
+        plain = points[:n]
+        return Answers((plain + back) / 2, np.linalg.norm(plain - back, axis=-1).mean(axis=-1),
+                       (presence[:n] + presence[n:]) / 2)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return self.predict(crops).points
-
-    def with_mirror(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(answers on the crops, answers on their mirror images mapped back): two (N, 15, 2) arrays."""
-        answers = self.predict(crops, mirror=True)
-        return answers.points, answers.mirrored

@@ -8,7 +8,7 @@ import onnxruntime as ort
 
 from kaggle_framing import CROP_SIZE
 from kaggle_framing.weights_contract import (
-    EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, check_answers, check_is_file, check_metadata, dry_run_crops,
+    DISAGREEMENT, EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, check_answers, check_is_file, check_metadata, dry_run_crops,
     first_line,
 )
 
@@ -28,7 +28,8 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 
 
 class OnnxCascade:
-    """`cascade(crops)`: (N, 96, 96) uint8 crops -> (points (N, 15, 2), presence (N,) or None)."""
+    """`cascade(crops)`: (N, 96, 96) uint8 crops -> (points (N, 15, 2), presence (N,) or None,
+    disagreement with the mirror image (N,) or None); see kaggle_framing.weights_contract."""
 
     device = "cpu"
 
@@ -45,19 +46,20 @@ class OnnxCascade:
         outputs = [o.name for o in self.session.get_outputs()]
         if [i.name for i in inputs] != [INPUT] or inputs[0].shape[1:] != [1, CROP_SIZE, CROP_SIZE] or KEYPOINTS not in outputs:
             raise WeightsError(f"{path}: not a cascade twin (input {INPUT} (N, 1, 96, 96), output {KEYPOINTS} expected)")
-        self.outputs = [KEYPOINTS, PRESENCE] if PRESENCE in outputs else [KEYPOINTS]
+        self.outputs = [name for name in (KEYPOINTS, PRESENCE, DISAGREEMENT) if name in outputs]
         self.has_presence = PRESENCE in outputs
+        self.mirrors = DISAGREEMENT in outputs
         self.source_sha256 = self.metadata.get(SOURCE_SHA256, "")
         try:
-            points, presence = self._run(dry_run_crops())
+            points, presence, _ = self._run(dry_run_crops())
         except Exception as e:
             raise WeightsError(f"{path}: does not run on (N, 1, 96, 96) crops ({first_line(e)})") from None
         check_answers(path, points, presence, len(dry_run_crops()))
 
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = self.session.run(self.outputs, {INPUT: x})
-        return out[0], (out[1] if self.has_presence else None)
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        out = dict(zip(self.outputs, self.session.run(self.outputs, {INPUT: x})))
+        return out[KEYPOINTS], out.get(PRESENCE), out.get(DISAGREEMENT)
 
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         x = crops.reshape(-1, 1, CROP_SIZE, CROP_SIZE).astype(np.float32)
         return self._run(np.divide(x, np.float32(255), out=x))

@@ -1,8 +1,9 @@
 """Which runtime runs the cascade: onnxruntime on the CPU (torch never imported), TorchScript on CUDA.
 
-Both answer `runtime(crops) -> (points, presence)` for (N, 96, 96) uint8 crops: (N, 15, 2) float32
-crop pixels and (N,) face probabilities, or None where the weights have no presence output. The rest
-of the tracker does not know which one runs.
+Both answer `runtime(crops) -> (points, presence, disagreement)` for (N, 96, 96) uint8 crops: (N, 15,
+2) float32 crop pixels, (N,) face probabilities (None where the weights have no presence output) and
+(N,) how far apart the answers on each crop and its mirror image were (None where the weights do not
+answer on mirror images). The rest of the tracker does not know which one runs.
 
 `--weights` names either file. Given the TorchScript `.pt`, the CPU runs its ONNX twin beside it when
 the twin was exported from that very file (sha256 in its metadata); a twin that is missing, stale or
@@ -25,8 +26,9 @@ from tracker.sources import warn
 class Runtime(Protocol):
     device: object  # prints as cpu, cuda:0...
     has_presence: bool
+    mirrors: bool  # the points are the mean of the answers on each crop and its mirror image
 
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]: ...
 
 
 def cuda_plausible() -> bool:

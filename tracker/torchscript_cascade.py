@@ -22,7 +22,8 @@ def torch_device(name: str) -> torch.device:
 
 
 class TorchScriptCascade:
-    """`cascade(crops)`: (N, 96, 96) uint8 crops -> (points (N, 15, 2), presence (N,) or None)."""
+    """`cascade(crops)`: (N, 96, 96) uint8 crops -> (points (N, 15, 2), presence (N,) or None,
+    disagreement with the mirror image (N,) or None); see kaggle_framing.weights_contract."""
 
     def __init__(self, path: str | Path, device: str) -> None:
         self.device = torch_device(device)
@@ -32,17 +33,22 @@ class TorchScriptCascade:
             torch.set_num_threads(1)
         model = load_torchscript(path, self.device)
         self.has_presence = hasattr(model, "with_presence")
+        self.mirrors = hasattr(model, "answers") and bool(getattr(model, "mirror", False))
+        kept = [name for name, has in (("with_presence", self.has_presence), ("answers", self.mirrors)) if has]
         # Freezing folds batch norms into convolutions and inlines the weights: ~30% faster on CPU.
         try:
-            self.model = torch.jit.freeze(model, preserved_attrs=["with_presence"] if self.has_presence else None)
+            self.model = torch.jit.freeze(model, preserved_attrs=kept or None)
         except RuntimeError:  # already frozen, or not freezable: run it as it is
             self.model = model
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).view(-1, 1, CROP_SIZE, CROP_SIZE)
         x = x.float().div_(255.0)
-        if not self.has_presence:
-            return self.model(x).float().cpu().numpy(), None
-        points, presence = self.model.with_presence(x)
-        return points.float().cpu().numpy(), presence.float().cpu().numpy()
+        if self.mirrors:
+            out = self.model.answers(x)
+        elif self.has_presence:
+            out = (*self.model.with_presence(x), None)
+        else:
+            out = (self.model(x), None, None)
+        return tuple(t if t is None else t.float().cpu().numpy() for t in out)

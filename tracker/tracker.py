@@ -276,12 +276,12 @@ class Tracker:
         framings = [framing_transform(p, rotation=True) for p in points]
         crops = self._crops(gray, framings)
         t = time.perf_counter()
-        plain, mirrored = self.model.with_mirror(crops)
+        answers = self.model.predict(crops, mirror=True)
         self._timed("model", t)
-        disagreement = np.linalg.norm(plain - mirrored, axis=-1).mean(axis=-1).reshape(len(boxes), -1)
+        disagreement = answers.disagreement.reshape(len(boxes), -1)
         found = []
         for j in disagreement.argmin(axis=1) + np.arange(len(boxes)) * len(shifts):
-            crop_points = (plain[j] + mirrored[j]) / 2
+            crop_points = answers.points[j]
             points = apply_affine(invert_affine(framings[j]), crop_points)
             framing = framing_transform(points, rotation=True)
             found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, box_from_framing(framing)))
@@ -375,8 +375,7 @@ class Tracker:
         the model's disagreement with its mirror image (crop px; a second look, paid only here)."""
         if self.model.has_presence:
             return presence
-        plain, mirrored = self.model.with_mirror(self._crops(gray, framings))
-        return -np.linalg.norm(plain - mirrored, axis=-1).mean(axis=-1)
+        return -self.model.predict(self._crops(gray, framings), mirror=True).disagreement
 
     def _search_now(self, gray: np.ndarray) -> None:
         """Search the whole frame on this frame (nothing tracked, or a scene cut)."""

@@ -21,7 +21,7 @@ from train import distributed
 from train.augment import eval_transform, train_transform
 from train.data import DataError, Faces, KeypointDataset
 from train.metrics import keypoint_metrics, masked_l1, presence_errors
-from train.model import CascadeCNN
+from train.model import CascadeCNN, upgraded_state
 
 CHECKPOINT = "checkpoint.pth"
 METRICS = "metrics.csv"
@@ -137,7 +137,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
     model = CascadeCNN(**checkpoint.get("model_args", {}))
-    model.load_state_dict(checkpoint["model"])
+    model.load_state_dict(upgraded_state(checkpoint["model"], model))
     return model.eval()
 
 
@@ -193,8 +193,8 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
         checkpoint = load_checkpoint(args.resume)
         schedule = resumed_schedule(args, checkpoint, scheduler)
         try:
-            model.load_state_dict(checkpoint["train_model"])
-            ema.load_state_dict(checkpoint["ema"])
+            model.load_state_dict(upgraded_state(checkpoint["train_model"], model))
+            ema.load_state_dict(upgraded_state(checkpoint["ema"], ema))
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(schedule)
             start_epoch = checkpoint["epoch"] + 1
@@ -306,6 +306,7 @@ def init_from(model: CascadeCNN, path: str) -> None:
         state = load_checkpoint(path)["model"]
     for old, new in _RENAMED.items():
         state = {k.replace(old, new): v for k, v in state.items()}
+    state = upgraded_state(state, model)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:

@@ -13,22 +13,35 @@ from torch import nn
 
 from kaggle_framing import CROP_SIZE
 from kaggle_framing.weights_contract import (
-    EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, contract_metadata, file_sha256,
+    DISAGREEMENT, EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, contract_metadata, file_sha256,
     load_torchscript, twin_path,
 )
 
 TWIN_TOLERANCE = 1e-3  # px: the twin's points may differ from the .pt's by float rounding, no more
 
 
-class _WithPresence(nn.Module):
-    """`forward` = the cascade's `with_presence`: what the ONNX exporter traces."""
+class _Answers(nn.Module):
+    """`forward` = the cascade's `answers` (or `with_presence`, in a cascade of before the mirror):
+    what the ONNX exporter traces."""
 
     def __init__(self, cascade: nn.Module) -> None:
         super().__init__()
         self.cascade = cascade
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.cascade.with_presence(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.cascade.answers(x) if mirrors(self.cascade) else self.cascade.with_presence(x)
+
+
+def mirrors(model: nn.Module) -> bool:
+    """Whether the cascade answers on each crop and its mirror image (and so has a disagreement)."""
+    return hasattr(model, "answers") and bool(getattr(model, "mirror", False))
+
+
+def output_names(model: nn.Module) -> list[str]:
+    """The twin's outputs, as the cascade's methods give them."""
+    if mirrors(model):
+        return [KEYPOINTS, PRESENCE, DISAGREEMENT]
+    return [KEYPOINTS, PRESENCE] if hasattr(model, "with_presence") else [KEYPOINTS]
 
 
 def export_cascade(model: nn.Module, path: str | Path) -> None:
@@ -51,9 +64,9 @@ def export_twin(model: nn.Module, path: str | Path) -> Path:
     exporter: a .pt of an earlier architecture still gets its twin."""
     path, twin = Path(path), twin_path(path)
     model = model.eval().cpu()
-    presence = hasattr(model, "with_presence")
-    outputs = [KEYPOINTS, PRESENCE] if presence else [KEYPOINTS]
-    module = _WithPresence(model) if presence else model
+    outputs = output_names(model)
+    presence = len(outputs) > 1
+    module = _Answers(model) if presence else model
     x = torch.rand(2, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
     tmp = twin.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():
@@ -100,7 +113,7 @@ def check_twin(path: Path, twin: Path) -> None:
     for n in (1, 8):
         x = rng.random((n, 1, CROP_SIZE, CROP_SIZE), dtype=np.float32)
         with torch.inference_mode():
-            expected = scripted.with_presence(torch.from_numpy(x)) if PRESENCE in names else (scripted(torch.from_numpy(x)),)
+            expected = _Answers(scripted)(torch.from_numpy(x)) if PRESENCE in names else (scripted(torch.from_numpy(x)),)
         got = session.run(names, {INPUT: x})
         gap = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
         if gap > TWIN_TOLERANCE:
