@@ -150,7 +150,9 @@ class CascadeCNN(nn.Module):
         y0, wy = self._window(centres[..., 1])
         width = wx.shape[-1]
         index = (y0[..., None, None] + self.window_index[:, None]) * size + (x0[..., None, None] + self.window_index)
-        windows = x.reshape(n, size * size).gather(1, index.long().reshape(n, -1)).reshape(n, k, width, width)
+        # (Clamped: a diverged model's NaN centres must give NaN points, not an indexing error.)
+        index = index.long().clamp(0, size * size - 1).reshape(n, -1)
+        windows = x.reshape(n, size * size).gather(1, index).reshape(n, k, width, width)
         return torch.matmul(torch.matmul(wy, windows), wx.transpose(-1, -2)).reshape(n * k, 1, p, p)
 
     def refine(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
