@@ -129,31 +129,24 @@ class CascadeCNN(nn.Module):
         """Level 1 alone: (N, 15, 2) crop pixels."""
         return self.coarse_with_logit(x)[0]
 
-    def _window(self, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For (...,) centres along one axis: the first pixel (...,) of the window that holds every
-        pixel their patch samples (inside the crop), and the (..., P, W) bilinear weights that sample the
-        patch from that window, coordinates clamped to the crop as border padding does."""
-        size, width = self.crop_size, self.patch_offsets.shape[0] + 2
-        start = (centres.floor() - (width // 2 - 1)).clamp(0, size - width)
-        at = (centres[..., None] + self.patch_offsets).clamp(0, size - 1) - start[..., None]  # (..., P)
-        return start, (1 - (at[..., None] - self.window_index).abs()).clamp(min=0)
-
     def patches(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Bilinear (N * 15, 1, P, P) patches of `x` centred on `centres` (N, 15, 2) pixels.
 
         What F.grid_sample(padding_mode="border", align_corners=False) gives, computed as onnxruntime
         runs it fast (grid_sample was a third of the cascade's time there): a patch is a shifted
         window, so each keypoint's (P + 2)^2 window of pixels is gathered, and sampled by rows and
-        columns with two small matrix products, Wy @ window @ Wx^T."""
+        columns with two small matrix products, Wy @ window @ Wx^T, where W holds the bilinear
+        weights of each sample's (clamped: border padding) coordinate on the window's pixels."""
         n, k, p, size = x.shape[0], self.num_keypoints, self.patch, self.crop_size
-        x0, wx = self._window(centres[..., 0])  # (N, 15), (N, 15, P, W)
-        y0, wy = self._window(centres[..., 1])
-        width = wx.shape[-1]
-        index = (y0[..., None, None] + self.window_index[:, None]) * size + (x0[..., None, None] + self.window_index)
-        # (Clamped: a diverged model's NaN centres must give NaN points, not an indexing error.)
-        index = index.long().clamp(0, size * size - 1).reshape(n, -1)
-        windows = x.reshape(n, size * size).gather(1, index).reshape(n, k, width, width)
-        return torch.matmul(torch.matmul(wy, windows), wx.transpose(-1, -2)).reshape(n * k, 1, p, p)
+        width = p + 2
+        centres = torch.nan_to_num(centres)  # a diverged model's NaN: its points stay NaN, its indices valid
+        start = (centres.floor() - (width // 2 - 1)).clamp(0, size - width)  # (N, 15, 2): window corner
+        at = (centres[..., None] + self.patch_offsets).clamp(0, size - 1) - start[..., None]  # (N, 15, 2, P)
+        weights = (1 - (at[..., None] - self.window_index).abs()).clamp(min=0)  # (N, 15, 2, P, W)
+        index = (start[..., 1] * size + start[..., 0])[..., None, None] + (self.window_index[:, None] * size + self.window_index)
+        windows = x.reshape(n, size * size).gather(1, index.long().reshape(n, -1)).reshape(n, k, width, width)
+        rows = torch.matmul(weights[:, :, 1], windows)  # (N, 15, P, W)
+        return torch.matmul(rows, weights[:, :, 0].transpose(-1, -2)).reshape(n * k, 1, p, p)
 
     def refine(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Level 2: centres plus the patch CNN's corrections."""
