@@ -79,6 +79,8 @@ LABEL_ORIGIN = 1.0
 # x -> 95 - x + 2 * CROP_LABEL_ORIGIN (on training faces the mirror average is best near it: RMSE
 # 1.457 px at 1.16, 1.460 at 1.5, 1.536 at 0.6, 1.721 at 0).
 CROP_LABEL_ORIGIN = 1.16
+# x of an answer on a mirrored crop maps back as CROP_MIRROR_AXIS - x (left/right names swapped too).
+CROP_MIRROR_AXIS = CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN
 
 # Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
 # (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.

@@ -52,6 +52,12 @@ def contract_metadata() -> dict:
     }
 
 
+def answers_on_mirror(model) -> bool:
+    """Whether a loaded cascade averages each crop's answer with its mirror image's, and so has
+    `answers(x) -> (points, presence, disagreement)` (its `mirror` constant is true)."""
+    return hasattr(model, "answers") and bool(getattr(model, "mirror", False))
+
+
 def check_metadata(text: str, path: str | Path) -> None:
     """A recorded `keypoints.json` (empty: none recorded) must name the 15 Kaggle keypoints in order."""
     if not text:

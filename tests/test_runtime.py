@@ -24,7 +24,7 @@ from tracker.keypoint_model import KeypointModel
 from tracker.onnx_cascade import OnnxCascade
 from tracker.runtime import cuda_plausible, open_runtime
 from tracker.torchscript_cascade import TorchScriptCascade
-from train.export import export_cascade
+from train.export import export_cascade, export_twin
 from train.model import CascadeCNN
 
 WEIGHTS = ROOT / "weights" / "cascade.pt"
@@ -87,6 +87,18 @@ def test_weights_that_mirror_inside_answer_as_the_tracker_mirrors_others(tmp_pat
     np.testing.assert_allclose(answers[0].points, answers[1].points, rtol=0, atol=1e-3)
     np.testing.assert_allclose(answers[0].disagreement, answers[1].disagreement, rtol=0, atol=1e-3)
     np.testing.assert_allclose(answers[0].presence, answers[1].presence, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_legacy_exporter_writes_the_twin_of_a_torchscript_file(tmp_path, mirror):
+    """`export_twin` given the TorchScript module itself (what `python -m train export OLD.pt` does for
+    an architecture train/model.py cannot rebuild) scripts a wrapper with the right outputs."""
+    pt = tmp_path / "cascade.pt"
+    export_cascade(CascadeCNN(width1=8, width2=4, mirror=mirror), pt)
+    twin_path(pt).unlink()
+    export_twin(torch.jit.load(str(pt)), pt)
+    outputs = [o.name for o in ort.InferenceSession(str(twin_path(pt))).get_outputs()]
+    assert outputs == (["keypoints", "presence", "disagreement"] if mirror else ["keypoints", "presence"])
 
 
 def nudged_copy(folder):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import CROP_LABEL_ORIGIN, CROP_SIZE, FLIP_PERMUTATION, NUM_KEYPOINTS
+from kaggle_framing import CROP_MIRROR_AXIS, FLIP_PERMUTATION, NUM_KEYPOINTS
 from tracker.runtime import open_runtime
 
 
@@ -49,8 +49,7 @@ class KeypointModel:
         if not mirror or self.runtime.mirrors:
             return Answers(points, disagreement if mirror else None, presence)
         back = points[n:, list(FLIP_PERMUTATION)]
-        # Pixel i of the mirror is pixel 95 - i; the answers count pixels from CROP_LABEL_ORIGIN.
-        back[..., 0] = (CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN) - back[..., 0]
+        back[..., 0] = CROP_MIRROR_AXIS - back[..., 0]  # pixel i is the mirror's 95 - i, from the labels' origin
         plain = points[:n]
         return Answers((plain + back) / 2, np.linalg.norm(plain - back, axis=-1).mean(axis=-1),
                        (presence[:n] + presence[n:]) / 2)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from kaggle_framing import CROP_SIZE
-from kaggle_framing.weights_contract import WeightsError, load_torchscript
+from kaggle_framing.weights_contract import WeightsError, answers_on_mirror, load_torchscript
 
 
 def torch_device(name: str) -> torch.device:
@@ -33,7 +33,7 @@ class TorchScriptCascade:
             torch.set_num_threads(1)
         model = load_torchscript(path, self.device)
         self.has_presence = hasattr(model, "with_presence")
-        self.mirrors = hasattr(model, "answers") and bool(getattr(model, "mirror", False))
+        self.mirrors = answers_on_mirror(model)
         kept = [name for name, has in (("with_presence", self.has_presence), ("answers", self.mirrors)) if has]
         # Freezing folds batch norms into convolutions and inlines the weights: ~30% faster on CPU.
         try:

@@ -13,35 +13,39 @@ from torch import nn
 
 from kaggle_framing import CROP_SIZE
 from kaggle_framing.weights_contract import (
-    DISAGREEMENT, EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, contract_metadata, file_sha256,
-    load_torchscript, twin_path,
+    DISAGREEMENT, EXTRA_FILE, INPUT, KEYPOINTS, PRESENCE, SOURCE_SHA256, WeightsError, answers_on_mirror,
+    contract_metadata, file_sha256, load_torchscript, twin_path,
 )
 
 TWIN_TOLERANCE = 1e-3  # px: the twin's points may differ from the .pt's by float rounding, no more
 
 
-class _Answers(nn.Module):
-    """`forward` = the cascade's `answers` (or `with_presence`, in a cascade of before the mirror):
-    what the ONNX exporter traces."""
+class _WithPresence(nn.Module):
+    """`forward` = the cascade's `with_presence`: what the ONNX exporter traces (scripted, for the
+    legacy exporter, so each wrapper has one fixed return type)."""
 
     def __init__(self, cascade: nn.Module) -> None:
         super().__init__()
         self.cascade = cascade
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.cascade.answers(x) if mirrors(self.cascade) else self.cascade.with_presence(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cascade.with_presence(x)
 
 
-def mirrors(model: nn.Module) -> bool:
-    """Whether the cascade answers on each crop and its mirror image (and so has a disagreement)."""
-    return hasattr(model, "answers") and bool(getattr(model, "mirror", False))
+class _Answers(_WithPresence):
+    """`forward` = the cascade's `answers`, of a cascade that averages in its mirror image."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.cascade.answers(x)
 
 
-def output_names(model: nn.Module) -> list[str]:
-    """The twin's outputs, as the cascade's methods give them."""
-    if mirrors(model):
-        return [KEYPOINTS, PRESENCE, DISAGREEMENT]
-    return [KEYPOINTS, PRESENCE] if hasattr(model, "with_presence") else [KEYPOINTS]
+def _outputs(model: nn.Module) -> tuple[list[str], nn.Module]:
+    """The twin's output names, and the module whose `forward` gives them."""
+    if answers_on_mirror(model):
+        return [KEYPOINTS, PRESENCE, DISAGREEMENT], _Answers(model)
+    if hasattr(model, "with_presence"):
+        return [KEYPOINTS, PRESENCE], _WithPresence(model)
+    return [KEYPOINTS], model
 
 
 def export_cascade(model: nn.Module, path: str | Path) -> None:
@@ -64,16 +68,15 @@ def export_twin(model: nn.Module, path: str | Path) -> Path:
     exporter: a .pt of an earlier architecture still gets its twin."""
     path, twin = Path(path), twin_path(path)
     model = model.eval().cpu()
-    outputs = output_names(model)
-    presence = len(outputs) > 1
-    module = _Answers(model) if presence else model
+    outputs, module = _outputs(model)
+    wrapped = module is not model
     x = torch.rand(2, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
     tmp = twin.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation and fallback notices
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         if isinstance(model, torch.jit.ScriptModule):
-            torch.onnx.export(torch.jit.script(module) if presence else module, (x,), str(tmp), dynamo=False,
+            torch.onnx.export(torch.jit.script(module) if wrapped else module, (x,), str(tmp), dynamo=False,
                               input_names=[INPUT], output_names=outputs, opset_version=18,
                               dynamic_axes={name: {0: "batch"} for name in [INPUT, *outputs]})
         else:
@@ -108,12 +111,15 @@ def check_twin(path: Path, twin: Path) -> None:
 
     scripted = load_torchscript(path)
     session = ort.InferenceSession(str(twin), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    names, module = _outputs(scripted)
+    if [o.name for o in session.get_outputs()] != names:
+        raise WeightsError(f"{twin_path(path)}: outputs {[o.name for o in session.get_outputs()]}, expected {names}; not written")
     rng = np.random.default_rng(0)
     for n in (1, 8):
         x = rng.random((n, 1, CROP_SIZE, CROP_SIZE), dtype=np.float32)
         with torch.inference_mode():
-            expected = _Answers(scripted)(torch.from_numpy(x)) if PRESENCE in names else (scripted(torch.from_numpy(x)),)
+            expected = module(torch.from_numpy(x))
+            expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(names, {INPUT: x})
         gap = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
         if gap > TWIN_TOLERANCE:

@@ -9,10 +9,10 @@ here is plain torch (no torchvision ops), as the weights contract requires.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kaggle_framing import CROP_LABEL_ORIGIN, CROP_SIZE, FLIP_PERMUTATION, MEAN_SHAPE, NUM_KEYPOINTS
+from kaggle_framing import CROP_MIRROR_AXIS, CROP_SIZE, FLIP_PERMUTATION, MEAN_SHAPE, NUM_KEYPOINTS
+from kaggle_framing.weights_contract import answers_on_mirror
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -95,9 +95,7 @@ class CascadeCNN(nn.Module):
         self.num_keypoints = NUM_KEYPOINTS
         self.crop_size = CROP_SIZE
         self.mirror = mirror
-        # Mirrored x maps back as mirror_axis - x: pixel i is pixel 95 - i of the mirror, counted from
-        # the labels' origin (kaggle_framing.CROP_LABEL_ORIGIN).
-        self.mirror_axis = CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN
+        self.mirror_axis = CROP_MIRROR_AXIS  # (an attribute: TorchScript reads no module globals)
         self.level1 = Level1(width1)
         self.level2 = Level2(patch, width2)
         self.register_buffer("mean_shape", torch.from_numpy(MEAN_SHAPE.copy()))
@@ -110,12 +108,11 @@ class CascadeCNN(nn.Module):
     @classmethod
     def from_torchscript(cls, scripted: torch.jit.ScriptModule) -> "CascadeCNN":
         """The eager cascade holding a TorchScript cascade's weights (the ONNX exporter needs one);
-        its sizes are read from the weights' shapes. Files from before the mirror (no `offset`) load
-        as they ran: without it."""
+        its sizes are read from the weights' shapes. Files from before the mirror load as they ran:
+        without it."""
         state = dict(scripted.state_dict())
-        mirror = "offset" in state and bool(getattr(scripted, "mirror", False))
-        model = cls(patch=_patch_size(state), width1=state["level1.features.2.0.weight"].shape[0],
-                    width2=state["level2.trunk.0.0.weight"].shape[0], mirror=mirror)
+        model = cls(patch=state["patch_offsets"].shape[0], width1=state["level1.features.2.0.weight"].shape[0],
+                    width2=state["level2.trunk.0.0.weight"].shape[0], mirror=answers_on_mirror(scripted))
         model.load_state_dict(upgraded_state(state, model))
         return model.eval()
 
@@ -180,10 +177,6 @@ class CascadeCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.answers(x)[0]
-
-
-def _patch_size(state: dict) -> int:
-    return state["patch_offsets"].shape[0]
 
 
 def upgraded_state(state: dict, module: nn.Module) -> dict:
