@@ -21,7 +21,7 @@ from kaggle_framing import (
 )
 from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
-from tracker.scene_watch import SceneWatch
+from tracker.scene_watch import SceneWatch, thumbnail
 from tracker.sources import read_frames
 from tracker.tracker import Tracker, box_from_framing, looks_like_face
 
@@ -505,9 +505,9 @@ def test_a_change_of_light_keeps_the_track(tracker, clip_frames):
     tracker.reset()
     brighter = [cv2.add(frame, np.full_like(frame, 60)) for frame in frames[5:10]]
     watch = SceneWatch()
-    watch.see(to_gray(frames[4]))
-    assert not watch.see(to_gray(frames[5]))  # ordinary frames are no cut ...
-    assert watch.see(to_gray(brighter[0]))  # ... a jump in light looks like one
+    watch.see(thumbnail(to_gray(frames[4])))
+    assert not watch.see(thumbnail(to_gray(frames[5])))  # ordinary frames are no cut ...
+    assert watch.see(thumbnail(to_gray(brighter[0])))  # ... a jump in light looks like one
     ids = [f.track_id for i, frame in enumerate(frames[:5]) for f in tracker.process(frame, i / fps)]
     ids += [f.track_id for i, frame in enumerate(brighter) for f in tracker.process(frame, (5 + i) / fps)]
     assert ids == [0] * 10

@@ -19,7 +19,7 @@ from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
 from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
 from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
-from tracker.tracker import Tracker
+from tracker.tracker import Tracker, prepare
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:
-            source = VideoSource(args.video)
+            source = VideoSource(args.video, prepare=prepare)
         else:
             source = ImageSource(args.image, skip=Path(args.output) if args.output else None)
         image_sink = video_sink = None
@@ -149,7 +149,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
             arrived = time.perf_counter()
             timings["decode"] += frame.decode_ms / 1000
             left_out = tracker.faces_left_out
-            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.gray)
+            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.prepared)
             if tracker.faces_left_out and not left_out:
                 warn(f"{frame.source}: more than {args.max_faces} faces (frame {frame.index}); keeping the largest "
                      "(--max-faces; said once)")

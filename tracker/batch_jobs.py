@@ -185,6 +185,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     from tracker.haar_detector import DetectorError
     from tracker.outputs import CsvSink, OutputError, VideoSink
     from tracker.sources import InputError, VideoSource
+    from tracker.tracker import prepare
     from kaggle_framing.weights_contract import WeightsError
 
     start = time.perf_counter()
@@ -197,7 +198,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     try:
         with contextlib.redirect_stderr(messages):
             tracker = _tracker(args)
-            source = VideoSource(job.video, name=name)
+            source = VideoSource(job.video, name=name, prepare=prepare)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
             if job.csv:

@@ -11,14 +11,14 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from kaggle_framing.crop import to_gray
 
 class InputError(RuntimeError):
     """An input that cannot be used at all; the message names it and says what to do."""
@@ -31,7 +31,7 @@ class Frame:
     timestamp: float  # seconds
     source: str  # the file it came from (the camera index for a camera)
     decode_ms: float = 0.0
-    gray: np.ndarray | None = None  # the 8-bit gray frame, where the source made it off the main thread
+    prepared: Any = None  # what the source's `prepare` made of the image on its own thread, if it has one
 
 
 def warn(message: str) -> None:
@@ -51,11 +51,15 @@ class VideoSource:
     """Frames of a video file, decoded in a background thread so decoding overlaps the model.
 
     A damaged or truncated file ends at the last frame that decodes, with a warning (`cut_short`).
-    `name` is what frames say they came from (default: the path).
+    `name` is what frames say they came from (default: the path); `prepare(image)`, where given, runs
+    on the decoder's thread too, into `Frame.prepared` (tracker.tracker.prepare: the gray frame and
+    its thumbnail, off the tracker's core).
     """
 
-    def __init__(self, path: str | Path, prefetch: int = 4, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, prefetch: int = 4, name: str | None = None,
+                 prepare: Callable[[np.ndarray], Any] | None = None) -> None:
         self.path = Path(path)
+        self.prepare = prepare
         self.name = name or str(self.path)
         _check_file(self.path, "video file")
         if self.path.is_dir():
@@ -84,8 +88,8 @@ class VideoSource:
                     ok, frame = self.capture.read()
                     if not ok:
                         break
-                gray = to_gray(frame)  # here, on the decoder's core, not on the tracker's
-                item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, gray)
+                prepared = self.prepare(frame) if self.prepare is not None else None
+                item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, prepared)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(item, timeout=0.1)

@@ -41,7 +41,7 @@ from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
-from tracker.scene_watch import SceneWatch
+from tracker.scene_watch import SceneWatch, Thumbnail, thumbnail
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
 # (crop pixels) of it, at a scale and angle a tracked face can have. Real faces score 1-5 px.
@@ -53,10 +53,11 @@ MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
 VERIFY_PATCH, VERIFY_FACE = 96, 60
 # Frames between handing a Haar pass to the worker and using its answer. A file's frames come as fast
-# as the main thread takes them (~2.5 ms on 2 cores), and a full-frame pass takes ~25 ms on the other
-# core beside the video decoder: at 10 frames the main thread still waited for it (~0.3 ms a frame,
-# 10-15% of the run's wall time), at 20 never. A camera's frames come every ~33 ms: 3 is plenty.
-FILE_LAG, LIVE_LAG = 20, 3
+# as the main thread takes them (~1.2 ms on 2 cores), and a full-frame pass takes 25-40 ms on the
+# other core beside the video decoder: at 20 frames the main thread waited 2-10 ms for each routine
+# pass (5% of the run's wall time on the 640x480 clip), at 40 not. A camera's frames come every
+# ~33 ms: 3 is plenty.
+FILE_LAG, LIVE_LAG = 40, 3
 # Frames between a search where something moved outside the tracked faces (tracker/scene_watch.py)
 # and the use of its answer: a face coming into view is tracked this many frames after the search
 # that found it. Such searches are rare (a still scene has none), so the main thread may wait on one.
@@ -139,6 +140,20 @@ class _Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
+@dataclass
+class Prepared:
+    """What `Tracker.process` needs of a frame before any tracking: the 8-bit gray frame and its
+    SceneWatch thumbnail. `prepare` makes it; a video decoder runs it on its own thread."""
+
+    gray: np.ndarray
+    thumbnail: Thumbnail
+
+
+def prepare(frame: np.ndarray) -> Prepared:
+    gray = to_gray(frame)
+    return Prepared(gray, thumbnail(gray))
+
+
 def box_from_framing(framing: np.ndarray) -> np.ndarray:
     """The detector-style box (x, y, w, h) that a crop framing corresponds to."""
     # Scalar maths on Python floats (called for every track on every frame; numpy's is slower here):
@@ -155,6 +170,14 @@ def rescaled(framing: np.ndarray, factor: float) -> np.ndarray:
     """The framing with the face drawn `factor` times as large, about the crop's centre."""
     out = framing * factor
     out[:, 2] += (1 - factor) * CROP_SIZE / 2
+    return out
+
+
+def shifted(framing: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The framing of the same face moved by `shift` (frame px): `framing_transform(points + shift)`
+    of the points `framing` was fitted to, without a second fit."""
+    out = framing.copy()
+    out[:, 2] -= framing[:, :2] @ shift
     return out
 
 
@@ -431,11 +454,12 @@ class Tracker:
         self.background.submit(self.frame_index + min(MOTION_LAG, self.detector_lag), self._search, gray.copy(), moved,
                                tracked, tag="motion")
 
-    def process(self, frame: np.ndarray, timestamp: float, gray: np.ndarray | None = None) -> list[Face]:
-        """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate); `gray`:
-        the frame already converted by `to_gray`, where the caller has it (the video decoder makes it)."""
-        gray = to_gray(frame) if gray is None else gray
-        cut = self.scene.see(gray)
+    def process(self, frame: np.ndarray, timestamp: float, prepared: Prepared | None = None) -> list[Face]:
+        """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate);
+        `prepared`: `prepare(frame)`, where the caller has it (a video decoder's thread makes it)."""
+        prepared = prepare(frame) if prepared is None else prepared
+        gray = prepared.gray
+        cut = self.scene.see(prepared.thumbnail)
         if cut and self.tracks:
             # Every answer about the old scene is stale, and every track in doubt: a track stays only
             # where the detector still sees a face of its size in its patch (a change of light).
@@ -466,8 +490,7 @@ class Tracker:
             # patch went says where to look.
             moved = self.scene.shift(track.patch) if track.patch is not None else None
             if moved is not None and np.linalg.norm(moved - track.velocity) > FAST_MOTION:
-                track.framing = track.framing.copy()
-                track.framing[:, 2] -= track.framing[:, :2] @ (moved - track.velocity)
+                track.framing = shifted(track.framing, moved - track.velocity)
                 track.velocity = moved
         crop_points, points, contrast, presence = self._predict(gray, [tr.framing for tr in self.tracks])
         # Faster than the framing's prediction (a fast pan, a jolt): reframe on the points, look again.
@@ -479,7 +502,8 @@ class Tracker:
         t = time.perf_counter()
         alive = [i for i, (crop_p, c, score) in enumerate(zip(crop_points, contrast, presence))
                  if c >= MIN_CROP_CONTRAST and looks_like_face(crop_p) and score >= MIN_PRESENCE]
-        boxes = {i: box_from_framing(framing_transform(points[i], rotation=True)) for i in alive}
+        fitted = {i: framing_transform(points[i], rotation=True) for i in alive}
+        boxes = {i: box_from_framing(f) for i, f in fitted.items()}
         crowded = [i for i in alive if any(j != i and overlap(boxes[i], boxes[j]) > SAME_FACE_OVERLAP for j in alive)]
         if crowded:
             # Tracks on one face (one passing in front of another): the surest stays, the others end
@@ -495,7 +519,7 @@ class Tracker:
                 # Frame the next crop where the face will be, not where it was: at 8 px per frame
                 # the face would otherwise sit off-centre and the points would trail it.
                 track.velocity = 0.5 * track.velocity + 0.5 * (p - track.points).mean(axis=0)
-            track.framing = framing_transform(p + track.velocity, rotation=True)
+            track.framing = shifted(fitted[i], track.velocity)
             kept.append(track)
             track.patch = self.scene.patch(boxes[i])
             track.points = p
