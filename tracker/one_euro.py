@@ -43,7 +43,7 @@ class OneEuroFilter:
         dt = t - self.t
         velocity = (points - self.x) / dt / max(face_size, 1e-6)  # (K, 2) face sizes per second
         self.dx = self.dx + _alpha(self.d_cutoff, dt) * (velocity - self.dx)
-        cutoff = self.min_cutoff + self.beta * np.linalg.norm(self.dx, axis=-1)
+        cutoff = self.min_cutoff + self.beta * np.hypot(self.dx[:, 0], self.dx[:, 1])
         a = _alpha(cutoff, dt)[:, None]
         self.x = self.x + a * (points - self.x)
         self.t = t

@@ -98,6 +98,8 @@ SAME_FACE_OVERLAP = 0.5
 REFRAME_SHIFT = 6.0
 # A fresh face within this many of its box widths of a track that lost its face takes that track.
 RELOCATE_DISTANCE = 1.5
+# Where the points' centroid sits in a crop framed on them.
+MEAN_CENTRE = MEAN_SHAPE.mean(axis=0)
 # A face whose patch moved this far (px) from where the framing's prediction put it is reframed there.
 FAST_MOTION = 8.0
 # A crop whose presence score (weights that have one) is under this holds no face: its track ends.
@@ -208,7 +210,7 @@ def looks_like_face(crop_points: np.ndarray) -> bool:
     if not np.isfinite(crop_points).all():
         return False
     m = fit_similarity(crop_points, MEAN_SHAPE, rotation=True)
-    residual = np.sqrt(((apply_affine(m, crop_points) - MEAN_SHAPE) ** 2).sum(axis=-1).mean())
+    residual = math.sqrt(float(np.square(apply_affine(m, crop_points) - MEAN_SHAPE).sum()) / len(MEAN_SHAPE))
     (a, _, _), (b, _, _) = m.tolist()  # scalar maths on Python floats: numpy's is slower on one number
     scale = math.hypot(a, b)
     roll = abs(math.degrees(math.atan2(b, a)))
@@ -489,12 +491,13 @@ class Tracker:
             # Faster than the framing's prediction (a swing, a change of direction): where the face's
             # patch went says where to look.
             moved = self.scene.shift(track.patch) if track.patch is not None else None
-            if moved is not None and np.linalg.norm(moved - track.velocity) > FAST_MOTION:
+            if moved is not None and math.hypot(*(moved - track.velocity)) > FAST_MOTION:
                 track.framing = shifted(track.framing, moved - track.velocity)
                 track.velocity = moved
         crop_points, points, contrast, presence = self._predict(gray, [tr.framing for tr in self.tracks])
         # Faster than the framing's prediction (a fast pan, a jolt): reframe on the points, look again.
-        off = np.linalg.norm(crop_points.mean(axis=1) - MEAN_SHAPE.mean(axis=0), axis=-1) > REFRAME_SHIFT
+        drift = crop_points.sum(axis=1) / len(MEAN_SHAPE) - MEAN_CENTRE
+        off = np.hypot(drift[:, 0], drift[:, 1]) > REFRAME_SHIFT
         if off.any():
             again = self._predict(gray, [framing_transform(p, rotation=True) for p in points[off]])
             for values, redone in zip((crop_points, points, contrast, presence), again):
