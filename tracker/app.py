@@ -17,7 +17,7 @@ import numpy as np
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
-from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name
+from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name, drop_stdout
 from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker, prepare
 
@@ -38,11 +38,6 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 def image_detector() -> HaarDetector:
     """Still images: time is no object, so a finer, more permissive detection than for video."""
     return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2))
-
-
-def _drop_stdout() -> None:
-    """Standard output's reader has gone: send what is left (buffered rows) nowhere, not to a traceback."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def display_available() -> bool:
@@ -115,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `--csv -` to a reader gone before the header
-        _drop_stdout()
+        drop_stdout()
         return 0
     finally:
         # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
@@ -177,7 +172,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
     except (KeyboardInterrupt, Stop):
         interrupted = True
     except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
-        _drop_stdout()
+        drop_stdout()
     finally:
         if show:
             cv2.destroyAllWindows()

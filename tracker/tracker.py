@@ -221,9 +221,11 @@ class Tracker:
     """Construct once from weights and device; call `process(frame, timestamp)` per frame.
 
     `detect_every`: frames between routine full-frame detections while faces are tracked (searches
-    where something moved come between them, so this backstop only finds a face that was in view,
-    still, and missed: at 60, within two seconds at 30 fps; at 30 it was 80% of the detector's time on
-    a one-face clip, ~0.8 ms a frame); `verify_every`: frames between the per-track face
+    where something moved come between them, and a scene's first second is searched whole several
+    times, so this backstop only finds a face that was in view, still, and missed all along: at 120,
+    within four seconds at 30 fps. Each pass is ~20 ms of CPU on a 640x480 frame, taken from the
+    cores the decoder and the model share: at 60 it was 0.33 ms a frame, most of the detector's work
+    on a one-face clip, and the run was ~6% slower than at 120); `verify_every`: frames between the per-track face
     checks; `max_misses`: failed checks in a row before a track is dropped; `refine_passes`: extra
     model passes on a fresh detection, each reframed from the previous points (Haar boxes frame faces
     loosely); `detector_lag`: while faces are tracked, the routine detections and the face checks run
@@ -235,7 +237,7 @@ class Tracker:
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", smooth: bool = True,
-                 max_faces: int = 10, detect_every: int = 60, verify_every: int = 10, max_misses: int = 2,
+                 max_faces: int = 10, detect_every: int = 120, verify_every: int = 10, max_misses: int = 2,
                  refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int | None = None,
                  live: bool = False) -> None:
         if detector_lag is None:
