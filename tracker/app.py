@@ -17,7 +17,7 @@ import numpy as np
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
-from tracker.outputs import CsvSink, ImageSink, OutputError, VideoSink, check_output_name, drop_stdout
+from tracker.outputs import CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name, drop_stdout
 from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker, prepare
 
@@ -131,44 +131,64 @@ def run(args: argparse.Namespace) -> int:
 def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker, csv_sink: CsvSink | None,
              video_sink: VideoSink | None, image_sink: ImageSink | None = None, show: bool = False) -> Counts:
     """Every frame of `source` through the tracker into the sinks (and the window); a Ctrl-C or
-    SIGTERM ends it early with the outputs holding every frame done (the caller closes them)."""
+    SIGTERM ends it early with the outputs holding every frame done (the caller closes them). The
+    sinks are written on an OutputThread; the window is drawn on this thread."""
     timings: dict[str, float] = defaultdict(float)
     frames = faces_found = 0
     fps, last = 0.0, time.perf_counter()
-    draw = show or video_sink is not None or image_sink is not None
     interrupted = False
-    latencies: list[float] = []  # frame in hand (a camera's grab) -> faces drawn, seconds
+    latencies: list[float] = []  # frame in hand (a camera's grab) -> faces out (drawn, where shown), seconds
     main_cpu = time.thread_time()
+
+    def write(frame: Frame, faces: list, canvas: np.ndarray | None, fps_shown: float | None) -> None:
+        t = time.perf_counter()
+        if canvas is None and (video_sink or image_sink):
+            canvas = draw_faces(displayable(frame.image), faces, fps_shown)
+        t2 = time.perf_counter()
+        timings["draw"] += t2 - t
+        if csv_sink:
+            csv_sink.write(frame.source, frame.index, faces)
+        if video_sink:
+            video_sink.write(canvas)
+        if image_sink:
+            image_sink.write(frame.source, canvas)
+        timings["write"] += time.perf_counter() - t2
+
+    outputs = OutputThread() if csv_sink or video_sink or image_sink else None
     try:
-        for frame in source:
-            arrived = time.perf_counter()
-            timings["decode"] += frame.decode_ms / 1000
-            left_out = tracker.faces_left_out
-            faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.prepared)
-            if tracker.faces_left_out and not left_out:
-                warn(f"{frame.source}: more than {args.max_faces} faces (frame {frame.index}); keeping the largest "
-                     "(--max-faces; said once)")
-            frames += 1
-            faces_found += len(faces)
-            now = time.perf_counter()
-            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if frames > 1 else 0.0
-            last = now
-            t = time.perf_counter()
-            canvas = draw_faces(displayable(frame.image), faces, fps if args.camera is not None or show else None) if draw else None
-            t2 = time.perf_counter()
-            timings["draw"] += t2 - t
-            latencies.append(t2 - arrived)
-            if csv_sink:
-                csv_sink.write(frame.source, frame.index, faces)
-            if video_sink:
-                video_sink.write(canvas)
-            if image_sink:
-                image_sink.write(frame.source, canvas)
-            timings["write"] += time.perf_counter() - t2
-            if show:
-                cv2.imshow(WINDOW, canvas)
-                if cv2.waitKey(1 if args.image is None else 0) & 0xFF in (ord("q"), 27):
+        try:
+            for frame in source:
+                arrived = time.perf_counter()
+                timings["decode"] += frame.decode_ms / 1000
+                left_out = tracker.faces_left_out
+                faces = tracker.process_image(frame.image) if args.image else tracker.process(frame.image, frame.timestamp, frame.prepared)
+                if tracker.faces_left_out and not left_out:
+                    warn(f"{frame.source}: more than {args.max_faces} faces (frame {frame.index}); keeping the largest "
+                         "(--max-faces; said once)")
+                frames += 1
+                faces_found += len(faces)
+                now = time.perf_counter()
+                fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if frames > 1 else 0.0
+                last = now
+                fps_shown = fps if args.camera is not None or show else None
+                canvas = draw_faces(displayable(frame.image), faces, fps_shown) if show else None
+                timings["draw"] += time.perf_counter() - now
+                latencies.append(time.perf_counter() - arrived)
+                if outputs:
+                    outputs.submit(write, frame, faces, canvas, fps_shown)
+                if show:
+                    cv2.imshow(WINDOW, canvas)
+                    if cv2.waitKey(1 if args.image is None else 0) & 0xFF in (ord("q"), 27):
+                        break
+        finally:
+            # Every frame handed to the outputs is written before the caller closes them, whatever
+            # ended the loop: a second Ctrl-C here only restarts the wait.
+            while outputs:
+                try:
+                    outputs.close()
                     break
+                except (KeyboardInterrupt, Stop):
+                    interrupted = True
     except (KeyboardInterrupt, Stop):
         interrupted = True
     except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
@@ -180,10 +200,11 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
     if args.profile and frames:
         print("mean ms per frame: " + ", ".join(f"{s} {1000 * timings[s] / frames:.2f}" for s in STAGES), file=sys.stderr)
         if not args.image:
-            print("(decoding a video file, and face detection while faces are tracked, run on other threads)",
-                  file=sys.stderr)
+            print("(decoding a video file, face detection while faces are tracked, and drawing and writing the "
+                  "outputs run on other threads)", file=sys.stderr)
         print(f"main thread CPU: {1000 * (time.thread_time() - main_cpu) / frames:.2f} ms per frame", file=sys.stderr)
         ms = 1000 * np.array(latencies)
-        print(f"latency, frame in hand -> drawn: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
+        upto = "drawn" if show else "faces out"
+        print(f"latency, frame in hand -> {upto}: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
               f"max {ms.max():.2f} ms", file=sys.stderr)
     return Counts(frames, faces_found, interrupted)
