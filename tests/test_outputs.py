@@ -1,0 +1,47 @@
+"""The outputs' thread and the CSV sink, without the tracker."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracker.outputs import CSV_HEADER, CsvSink, OutputThread
+from tracker.tracker import Face
+
+
+def test_output_thread_runs_calls_in_order_off_the_callers_thread():
+    outputs, seen = OutputThread(depth=2), []
+    caller = threading.get_ident()
+    for i in range(50):
+        outputs.submit(lambda i: (time.sleep(0.001), seen.append((i, threading.get_ident()))), i)
+    outputs.close()
+    assert [i for i, _ in seen] == list(range(50))  # every call ran, in order, before close returned
+    assert all(thread != caller for _, thread in seen)
+    outputs.close()  # a second close (after a Ctrl-C in the first) is harmless
+
+
+def test_output_thread_hands_an_error_to_the_caller_and_drops_what_follows():
+    outputs, seen = OutputThread(), []
+    outputs.submit(seen.append, 1)
+    outputs.submit(lambda: (_ for _ in ()).throw(BrokenPipeError("reader gone")))
+    outputs.submit(seen.append, 3)
+    with pytest.raises(BrokenPipeError, match="reader gone"):
+        outputs.close()
+    assert seen == [1]
+
+
+def test_csv_rows_are_whole_and_quoted(tmp_path):
+    path = tmp_path / "out.csv"
+    sink = CsvSink(path, [])
+    points = np.arange(30, dtype=np.float32).reshape(15, 2) / 3
+    face = Face(4, np.array([1, 2, 30, 30], np.float32), points, points)
+    sink.write("a, b.mp4", 7, [face, face])
+    sink.write("plain.mp4", 8, [])  # a frame without faces has no rows
+    sink.close()
+    table = pd.read_csv(path)
+    assert list(table.columns) == CSV_HEADER and len(table) == 2
+    assert table["source"].tolist() == ["a, b.mp4"] * 2 and table["frame"].tolist() == [7, 7]
+    np.testing.assert_allclose(table.iloc[0, 7:].to_numpy(float), points.reshape(-1), atol=0.005)
