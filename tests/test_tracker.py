@@ -511,3 +511,22 @@ def test_a_change_of_light_keeps_the_track(tracker, clip_frames):
     ids = [f.track_id for i, frame in enumerate(frames[:5]) for f in tracker.process(frame, i / fps)]
     ids += [f.track_id for i, frame in enumerate(brighter) for f in tracker.process(frame, (5 + i) / fps)]
     assert ids == [0] * 10
+
+
+def test_detector_without_haar_cascades_says_what_to_install(monkeypatch):
+    from tracker.haar_detector import DetectorError
+
+    monkeypatch.delattr(cv2, "CascadeClassifier")  # as in OpenCV 5
+    with pytest.raises(DetectorError, match="opencv-python>=4.10,<5"):
+        HaarDetector()
+
+
+def test_detector_with_a_broken_cascade_file_fails_at_first_use(monkeypatch, tmp_path):
+    from tracker import haar_detector
+    from tracker.haar_detector import DetectorError
+
+    (tmp_path / "haarcascade_frontalface_default.xml").write_text("<opencv_storage>")
+    monkeypatch.setattr(haar_detector, "_cascade_path", lambda name: tmp_path / name)
+    detector = HaarDetector(fallback=None)
+    with pytest.raises(DetectorError, match="cannot load the Haar cascade"):
+        detector.detect(np.zeros((240, 320), np.uint8))

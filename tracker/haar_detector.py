@@ -16,17 +16,23 @@ class DetectorError(RuntimeError):
     pass
 
 
-def _cascade(name: str) -> cv2.CascadeClassifier:
+def _cascade_path(name: str) -> Path:
     data = getattr(cv2, "data", None)
     if data is None or not hasattr(cv2, "CascadeClassifier"):
         raise DetectorError(
             f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them): "
             "pip install 'opencv-python>=4.10,<5' and uninstall other opencv packages"
         )
-    path = Path(data.haarcascades) / name
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise DetectorError(f"cannot load the Haar cascade {path}")
+    return Path(data.haarcascades) / name
+
+
+def _cascade(path: Path) -> cv2.CascadeClassifier:
+    try:
+        cascade = cv2.CascadeClassifier(str(path))
+    except (cv2.error, SystemError):  # a damaged file raises (as SystemError from the constructor)
+        cascade = None
+    if cascade is None or cascade.empty():
+        raise DetectorError(f"cannot load the Haar cascade {path} (reinstall opencv-python)")
     return cascade
 
 
@@ -52,11 +58,11 @@ class HaarDetector:
 
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
                  fallback: tuple[float, int] | None = (1.2, 4)) -> None:
-        self.cascade = _cascade("haarcascade_frontalface_default.xml")
-        # The alt2 cascade, loaded when first needed (most images never need it; loading it was ~10 ms
-        # of a photo's run).
+        # The cascades load (their XML: ~40 and ~30 ms) on the thread below while the caller goes on
+        # loading the model and opening its input; the first detection waits for them if it must.
+        default = _cascade_path("haarcascade_frontalface_default.xml")
+        alt2 = _cascade_path("haarcascade_frontalface_alt2.xml")
         self.fallback = fallback
-        self._alt2: cv2.CascadeClassifier | None = None
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
@@ -66,7 +72,13 @@ class HaarDetector:
         # Where both cascades run regardless (`both`, regions), alt2 runs on a thread of its own beside
         # the first: the tracker's searches that it waits on (a new scene, a face coming into view)
         # take half the time (640x480: ~40 -> ~20 ms), the OpenCV calls giving up the GIL.
-        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alt2")  # its thread starts on first use
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
+        self._default = self._beside.submit(_cascade, default)
+        self._alt2 = self._beside.submit(_cascade, alt2) if fallback is not None else None
+
+    @property
+    def cascade(self) -> cv2.CascadeClassifier:
+        return self._default.result()
 
     def contains_face(self, patch: np.ndarray, face_side: float) -> bool:
         """Whether a face about `face_side` pixels wide is in this small upright patch (track check)."""
@@ -80,9 +92,7 @@ class HaarDetector:
 
     def _alt2_pass(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int]) -> np.ndarray:
         with self._alt2_lock:
-            if self._alt2 is None:
-                self._alt2 = _cascade("haarcascade_frontalface_alt2.xml")
-            return self._alt2.detectMultiScale(small, *settings, minSize=min_size)
+            return self._alt2.result().detectMultiScale(small, *settings, minSize=min_size)
 
     def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> np.ndarray:
         """Boxes in the whole frame, or only in `region` (x0, y0, x1, y1) (boxes in frame pixels
