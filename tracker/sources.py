@@ -47,16 +47,22 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"{path}: not readable (check its permissions)")
 
 
+# Decoded frames a video may hold ready (4 to 32 of them): while the tracker waits on a detector pass
+# (~20 ms at a new scene) the decoder runs ahead instead of idling after a few frames; 640x480: 32.
+PREFETCH_BYTES = 48 * 2**20
+
+
 class VideoSource:
     """Frames of a video file, decoded in a background thread so decoding overlaps the model.
 
     A damaged or truncated file ends at the last frame that decodes, with a warning (`cut_short`).
+    `prefetch`: frames decoded ahead (default: as many as PREFETCH_BYTES hold, 4 to 32).
     `name` is what frames say they came from (default: the path); `prepare(image)`, where given, runs
     on the decoder's thread too, into `Frame.prepared` (tracker.tracker.prepare: the gray frame and
     its thumbnail, off the tracker's core).
     """
 
-    def __init__(self, path: str | Path, prefetch: int = 4, name: str | None = None,
+    def __init__(self, path: str | Path, prefetch: int | None = None, name: str | None = None,
                  prepare: Callable[[np.ndarray], Any] | None = None) -> None:
         self.path = Path(path)
         self.prepare = prepare
@@ -74,6 +80,8 @@ class VideoSource:
         self.size = (first.shape[1], first.shape[0])
         self.expected = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.cut_short: str | None = None  # why the file ended before the frame count in its header
+        if prefetch is None:
+            prefetch = min(max(PREFETCH_BYTES // first.nbytes, 4), 32)
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._decode, args=(first,), daemon=True)
