@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
 import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,38 @@ def _check_file(path: Path, what: str) -> None:
 PREFETCH_BYTES = 48 * 2**20
 
 
+class _Prefetch:
+    """The frames between a decoder thread and their reader: at most `size`, first in first out. A
+    writer that has filled it sleeps until the reader has taken half, then decodes a burst, rather
+    than waking for every frame taken (a thread switch and two hand-overs of the GIL a frame)."""
+
+    def __init__(self, size: int) -> None:
+        self.items: deque = deque()
+        self.size = size
+        self.changed = threading.Condition()
+
+    def put(self, item: object, stop: threading.Event) -> bool:
+        """Add `item`, waiting for room; False (not added) once `stop` is set while full."""
+        with self.changed:
+            while len(self.items) >= self.size:
+                if stop.is_set():
+                    return False
+                self.changed.wait(0.1)
+            self.items.append(item)
+            if len(self.items) == 1:
+                self.changed.notify_all()  # the reader may be waiting
+        return True
+
+    def get(self) -> object:
+        with self.changed:
+            while not self.items:
+                self.changed.wait()
+            item = self.items.popleft()
+            if len(self.items) == self.size // 2:
+                self.changed.notify_all()  # the writer may be waiting
+            return item
+
+
 class VideoSource:
     """Frames of a video file, decoded in a background thread so decoding overlaps the model.
 
@@ -82,7 +114,7 @@ class VideoSource:
         self.cut_short: str | None = None  # why the file ended before the frame count in its header
         if prefetch is None:
             prefetch = min(max(PREFETCH_BYTES // first.nbytes, 4), 32)
-        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._queue = _Prefetch(prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._decode, args=(first,), daemon=True)
         self._thread.start()
@@ -98,22 +130,12 @@ class VideoSource:
                         break
                 prepared = self.prepare(frame) if self.prepare is not None else None
                 item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, prepared)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                if not self._queue.put(item, self._stop):
+                    break
                 index += 1
         finally:
             # The end marker; once the reader has stopped (close) nobody takes it, so never block on it.
-            while True:
-                try:
-                    self._queue.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    if self._stop.is_set():
-                        break
+            self._queue.put(None, self._stop)
 
     def __iter__(self) -> Iterator[Frame]:
         count = 0
