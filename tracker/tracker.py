@@ -53,11 +53,11 @@ MIN_CROP_CONTRAST = 6.0
 # The track check's patch: VERIFY_PATCH square, the face's crop scaled to VERIFY_FACE pixels in it.
 VERIFY_PATCH, VERIFY_FACE = 96, 60
 # Frames between handing a Haar pass to the worker and using its answer. A file's frames come as fast
-# as the main thread takes them (~1.2 ms on 2 cores), and a full-frame pass takes 25-40 ms on the
-# other core beside the video decoder: at 20 frames the main thread waited 2-10 ms for each routine
-# pass (5% of the run's wall time on the 640x480 clip), at 40 not. A camera's frames come every
-# ~33 ms: 3 is plenty.
-FILE_LAG, LIVE_LAG = 40, 3
+# as the main thread takes them (~1 ms on 2 cores), and a full-frame pass takes 25-60 ms on the other
+# core beside the video decoder: at 20 frames the main thread waited 2-10 ms for each routine pass
+# (5% of the run's wall time on the 640x480 clip), at 40 up to 16 ms for some. A camera's frames
+# come every ~33 ms: 3 is plenty.
+FILE_LAG, LIVE_LAG = 60, 3
 # Frames between a search where something moved outside the tracked faces (tracker/scene_watch.py)
 # and the use of its answer: a face coming into view is tracked this many frames after the search
 # that found it. Such searches are rare (a still scene has none), so the main thread may wait on one.
