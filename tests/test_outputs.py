@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,3 +46,13 @@ def test_csv_rows_are_whole_and_quoted(tmp_path):
     assert list(table.columns) == CSV_HEADER and len(table) == 2
     assert table["source"].tolist() == ["a, b.mp4"] * 2 and table["frame"].tolist() == [7, 7]
     np.testing.assert_allclose(table.iloc[0, 7:].to_numpy(float), points.reshape(-1), atol=0.005)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_csv_on_a_full_disk_is_one_error_line():
+    from tests.cli_helpers import ROOT, error_line, require, run_tracker
+
+    clip = require(ROOT / "samples" / "talking_face.mp4")
+    run = run_tracker("--video", clip, "--csv", "/dev/full", "--no-display")
+    assert run.rc == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "cannot write the CSV (No space left on device)" in error_line(run)

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     sinks: list = []
     source = tracker = None
+    status = 0
     try:
         # Cheap checks first: bad arguments or outputs fail before the model loads or a frame is read.
         if args.camera is not None:
@@ -102,23 +103,27 @@ def run(args: argparse.Namespace) -> int:
         if counts.interrupted:
             print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
         print(f"{counts.frames} frames, {counts.faces} face detections", file=sys.stderr)
-        return 130 if counts.interrupted else 0
+        status = 130 if counts.interrupted else 0
     except (InputError, OutputError, WeightsError, DetectorError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        status = 2
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
         print("interrupted", file=sys.stderr)
-        return 130
+        status = 130
     except BrokenPipeError:  # `--csv -` to a reader gone before the header
         drop_stdout()
-        return 0
     finally:
         # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             for sink in sinks:
-                sink.close()
+                try:
+                    sink.close()
+                except OutputError as e:  # the last rows could not be written (a full disk)
+                    if status != 2:  # (said once: a failed write has usually been reported already)
+                        print(f"error: {e}", file=sys.stderr)
+                    status = 2
             if source is not None:
                 source.close()
             if tracker is not None:
@@ -126,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return status
 
 
 def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker, csv_sink: CsvSink | None,

@@ -222,7 +222,10 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     finally:
         for closable in (csv_sink, video_sink, source):
             if closable is not None:
-                closable.close()
+                try:
+                    closable.close()
+                except OutputError as e:  # the CSV's last rows could not be written (a full disk)
+                    result.status, result.error = "failed", result.error or str(e)
         settle(job, result)
     result.seconds = round(time.perf_counter() - start, 2)
     if result.status == "done":

@@ -7,6 +7,7 @@ container is finalised on close.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -14,7 +15,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -86,8 +87,9 @@ class CsvSink:
                 self.file = self.path.open("w", newline="")
             except OSError as e:
                 raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
-        self.file.write(",".join(CSV_HEADER) + "\n")
-        self.file.flush()
+        with self._writing():
+            self.file.write(",".join(CSV_HEADER) + "\n")
+            self.file.flush()
         self.flushed = time.monotonic()
         self._quoted: dict[str, str] = {}  # source name -> its CSV field (quoted where it must be)
 
@@ -107,10 +109,11 @@ class CsvSink:
                                  *map("{:.2f}".format, f.points.reshape(-1).tolist())]) + "\n" for f in faces]
         # The frame's rows go out in one write: a Ctrl-C (raised between Python operations) never
         # leaves half a row behind, and close() flushes what is buffered.
-        self.file.write("".join(rows))
-        if time.monotonic() - self.flushed >= FLUSH_EVERY:
-            self.file.flush()
-            self.flushed = time.monotonic()
+        with self._writing():
+            self.file.write("".join(rows))
+            if time.monotonic() - self.flushed >= FLUSH_EVERY:
+                self.file.flush()
+                self.flushed = time.monotonic()
 
     def close(self) -> None:
         if self.file is sys.stdout:
@@ -119,7 +122,20 @@ class CsvSink:
             except BrokenPipeError:  # `--csv - | head`: the reader has gone
                 drop_stdout()
         else:
-            self.file.close()
+            with self._writing():
+                self.file.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (a full disk) is an OutputError naming the file; a reader gone from `--csv -`
+        stays a BrokenPipeError, which the caller ends the run quietly on."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            where = "standard output" if self.file is sys.stdout else self.path
+            raise OutputError(f"{where}: cannot write the CSV ({e.strerror or e})") from None
 
 
 def drop_stdout() -> None:
