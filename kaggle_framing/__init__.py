@@ -102,21 +102,30 @@ def kaggle_from_ibug68(points68: np.ndarray) -> np.ndarray:
     return np.stack([points68[..., list(idx), :].mean(axis=-2) for idx in IBUG68_TO_KAGGLE], axis=-2)
 
 
+def _centred(points: np.ndarray) -> tuple[np.ndarray, complex]:
+    """(K, 2) points as complex numbers z = x + iy about their mean, and the mean."""
+    z = np.asarray(points, np.float64)
+    z = z[:, 0] + 1j * z[:, 1]
+    mean = z.sum() / len(z)  # = mean(), without its per-call overhead
+    return z - mean, mean
+
+
+_MEAN_SHAPE_CENTRED = _centred(MEAN_SHAPE)  # the usual target, worked out once (two fits a face a frame)
+
+
 def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> np.ndarray:
     """Least-squares 2x3 transform taking `src` points (K x 2) onto `dst` (K x 2).
 
     With `rotation` it is a full similarity (Umeyama); without, only scale and shift, which is how
     the Kaggle images are framed (upright faces, never de-rotated). NaN rows in `src` are ignored.
     """
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    src = np.asarray(src, np.float64)
     if np.isnan(src).any():
         ok = ~np.isnan(src).any(axis=1)
-        src, dst = src[ok], dst[ok]
+        src, dst = src[ok], np.asarray(dst)[ok]
     # As complex numbers z = x + iy the fit is one division: a + ib = <s, d> / <s, s> (a = scale * cos).
-    s = src[:, 0] + 1j * src[:, 1]
-    d = dst[:, 0] + 1j * dst[:, 1]
-    s_mean, d_mean = s.sum() / len(s), d.sum() / len(d)  # = mean(), without its per-call overhead
-    s, d = s - s_mean, d - d_mean
+    s, s_mean = _centred(src)
+    d, d_mean = _MEAN_SHAPE_CENTRED if dst is MEAN_SHAPE else _centred(dst)
     var = (s.real**2 + s.imag**2).sum()
     if rotation:
         ab = (s.conjugate() * d).sum() / var
@@ -149,7 +158,7 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a 2x3 affine transform."""
-    (a, b, tx), (c, d, ty) = np.asarray(matrix, np.float64)
+    (a, b, tx), (c, d, ty) = np.asarray(matrix, np.float64).tolist()  # Python floats: numpy scalars are slow
     det = a * d - b * c
     ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
     return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]], np.float32)
