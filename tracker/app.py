@@ -137,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
 def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker, csv_sink: CsvSink | None,
              video_sink: VideoSink | None, image_sink: ImageSink | None = None, show: bool = False) -> Counts:
     """Every frame of `source` through the tracker into the sinks (and the window); a Ctrl-C or
-    SIGTERM ends it early with the outputs holding every frame done (the caller closes them). The
-    sinks are written on an OutputThread; the window is drawn on this thread."""
+    SIGTERM ends it early with the outputs holding every frame done (the caller closes them).
+    Annotated frames are drawn and written on an OutputThread (with them, the CSV rows too, in order);
+    CSV rows alone, and the window, on this thread."""
     timings: dict[str, float] = defaultdict(float)
     frames = faces_found = 0
     fps, last = 0.0, time.perf_counter()
