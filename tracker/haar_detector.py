@@ -61,7 +61,6 @@ class HaarDetector:
         # The cascades load (their XML: ~40 and ~30 ms) on the thread below while the caller goes on
         # loading the model and opening its input; the first detection waits for them if it must.
         default = _cascade_path("haarcascade_frontalface_default.xml")
-        alt2 = _cascade_path("haarcascade_frontalface_alt2.xml")
         self.fallback = fallback
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
@@ -74,7 +73,8 @@ class HaarDetector:
         # take half the time (640x480: ~40 -> ~20 ms), the OpenCV calls giving up the GIL.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
         self._default = self._beside.submit(_cascade, default)
-        self._alt2 = self._beside.submit(_cascade, alt2) if fallback is not None else None
+        self._alt2 = (self._beside.submit(_cascade, _cascade_path("haarcascade_frontalface_alt2.xml"))
+                      if fallback is not None else None)
 
     @property
     def cascade(self) -> cv2.CascadeClassifier:

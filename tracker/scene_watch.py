@@ -68,7 +68,8 @@ class SceneWatch:
         self.small, self.scale, tiny = thumb.small, thumb.scale, thumb.tiny
         if self.recent and self.recent[-1].shape != tiny.shape:
             self.recent.clear()
-        cut = bool(self.recent) and cv2.norm(tiny, self.recent[-1], cv2.NORM_L1) / tiny.size > CUT_LEVEL  # mean |change|
+        # numpy, not cv2, for these tiny arrays: a cv2 call gives up the GIL to the other threads.
+        cut = bool(self.recent) and float(np.abs(tiny - self.recent[-1]).mean()) > CUT_LEVEL
         if cut:
             self.recent.clear()  # motion is measured within the new scene
         self.recent.append(tiny)

@@ -225,8 +225,8 @@ class Tracker:
     times, so this backstop only finds a face that was in view, still, and missed all along: at 120,
     within four seconds at 30 fps. Each pass is ~20 ms of CPU on a 640x480 frame, taken from the
     cores the decoder and the model share: at 60 it was 0.33 ms a frame, most of the detector's work
-    on a one-face clip, and the run was ~6% slower than at 120); `verify_every`: frames between the per-track face
-    checks; `max_misses`: failed checks in a row before a track is dropped; `refine_passes`: extra
+    on a one-face clip, and the run was ~6% slower than at 120); `verify_every`: frames between the
+    per-track face checks; `max_misses`: failed checks in a row before a track is dropped; `refine_passes`: extra
     model passes on a fresh detection, each reframed from the previous points (Haar boxes frame faces
     loosely); `detector_lag`: while faces are tracked, the routine detections and the face checks run
     on a worker thread and their answers are used this many frames later (see background.py;
