@@ -123,7 +123,8 @@ class SceneWatch:
         here = self.small[y0 : y0 + side, x0 : x0 + side]
         if here.shape != template.shape:
             return None  # the frame changed size
-        if cv2.norm(here, template, cv2.NORM_L1) / here.size < STILL_CHANGE:  # mean absolute change
+        # Mean absolute change, in numpy as in `see`: a cv2 call would give up the GIL here.
+        if float(np.abs(here.astype(np.int16) - template).mean()) < STILL_CHANGE:
             return np.zeros(2)  # its place looks as it did: the face is still there (no 0.4 ms search)
         wx0, wy0 = max(x0 - side, 0), max(y0 - side, 0)
         window = self.small[wy0 : min(y0 + 2 * side, h), wx0 : min(x0 + 2 * side, w)]
