@@ -83,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             csv_sink = None
         tracker = build_tracker(args)
+        show = not args.no_display
+        if show and not display_available():
+            warn("no display here; running headless (pass --no-display to silence this)")
+            show = False
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:
-            source = VideoSource(args.video, prepare=prepare)
+            # With no picture shown or written, the tracker's gray is all a frame needs to be.
+            source = VideoSource(args.video, prepare=prepare, gray=not (show or args.output))
         else:
             source = ImageSource(args.image, skip=Path(args.output) if args.output else None)
         image_sink = video_sink = None
@@ -95,10 +100,6 @@ def run(args: argparse.Namespace) -> int:
                 sinks.append(image_sink := ImageSink(args.output, image_folder, inputs))
             else:
                 sinks.append(video_sink := VideoSink(args.output, source.fps, source.size, inputs))
-        show = not args.no_display
-        if show and not display_available():
-            warn("no display here; running headless (pass --no-display to silence this)")
-            show = False
         counts = annotate(args, source, tracker, csv_sink, video_sink, image_sink, show)
         if counts.interrupted:
             print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)

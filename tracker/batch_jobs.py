@@ -198,7 +198,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     try:
         with contextlib.redirect_stderr(messages):
             tracker = _tracker(args)
-            source = VideoSource(job.video, name=name, prepare=prepare)
+            source = VideoSource(job.video, name=name, prepare=prepare, gray=job.output is None)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
             if job.csv:
