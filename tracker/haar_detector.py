@@ -76,6 +76,10 @@ class HaarDetector:
         self._alt2 = (self._beside.submit(_cascade, _cascade_path("haarcascade_frontalface_alt2.xml"))
                       if fallback is not None else None)
 
+    def close(self) -> None:
+        """Let the helper thread go (it ends once any pass it runs is done)."""
+        self._beside.shutdown(wait=False)
+
     @property
     def cascade(self) -> cv2.CascadeClassifier:
         return self._default.result()

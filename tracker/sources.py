@@ -73,10 +73,13 @@ def _open_luma(path: Path, first: np.ndarray) -> tuple[Any, np.ndarray, np.ndarr
     cv2.utils.logging.setLogLevel(level)
     gray = to_gray(first)
     if ok and luma.shape == gray.shape and luma.dtype == np.uint8:
-        y, g = luma.ravel().astype(np.float32), gray.ravel().astype(np.float32)
-        unclipped = (g > 0) & (g < 255)
-        if unclipped.mean() > 0.5 and y[unclipped].std() > 10:  # enough of a picture to fit
-            slope, offset = np.polyfit(y[unclipped], g[unclipped], 1)
+        unclipped = (gray > 0) & (gray < 255)
+        y, g = luma[unclipped].astype(np.float32), gray[unclipped].astype(np.float32)
+        if len(y) > 0.5 * gray.size and y.std() > 10:  # enough of a picture to fit
+            # Least squares in closed form (np.polyfit took 35 ms on a 640x480 frame).
+            dy = y - y.mean()
+            slope = float(np.dot(dy, g - g.mean()) / np.dot(dy, dy))
+            offset = float(g.mean() - slope * y.mean())
             table = np.clip(np.round(slope * np.arange(256) + offset), 0, 255).astype(np.uint8)
             mapped = cv2.LUT(luma, table)
             if 0.95 <= slope <= 1.2 and cv2.norm(mapped, gray, cv2.NORM_L1) / gray.size < 2:

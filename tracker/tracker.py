@@ -271,8 +271,9 @@ class Tracker:
         self.scene.reset()
 
     def close(self) -> None:
-        """Stop the detector's worker thread."""
+        """Stop the detector's threads."""
         self.background.close()
+        self.detector.close()
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
