@@ -59,7 +59,7 @@ def _open_luma(path: Path, first: np.ndarray) -> tuple[Any, np.ndarray, np.ndarr
     a BGR decoding and the first frame so mapped; None where this video or this OpenCV build does not
     give luma that way.
 
-    Skipping the colour conversion saves 0.2-0.45 ms of the decoder's CPU a 640x480 frame (MPEG-4,
+    Skipping the colour conversion saves 0.2-0.5 ms of the decoder's CPU a 640x480 frame (MPEG-4,
     H.264), a tenth of a whole run's work on 2 cores. OpenCV hands back the decoder's first plane as
     it is ("unsupported picture format ... treated as 8UC1", logged every frame): luma for 8-bit YUV,
     something else for other formats. So the table is fitted on the first frame, luma against the
