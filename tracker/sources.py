@@ -54,24 +54,23 @@ def _check_file(path: Path, what: str) -> None:
 PREFETCH_BYTES = 48 * 2**20
 
 
-def _open_luma(path: Path, first: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray] | None:
+def _open_luma(path: Path, gray: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """`path` opened again to decode only its luma plane, with the table that maps luma to the gray of
-    a BGR decoding and the first frame so mapped; None where this video or this OpenCV build does not
-    give luma that way.
+    a BGR decoding (`gray`: its first frame's) and the first frame so mapped; None where this video or
+    this OpenCV build does not give luma that way.
 
     Skipping the colour conversion saves 0.2-0.5 ms of the decoder's CPU a 640x480 frame (MPEG-4,
     H.264), a tenth of a whole run's work on 2 cores. OpenCV hands back the decoder's first plane as
     it is ("unsupported picture format ... treated as 8UC1", logged every frame): luma for 8-bit YUV,
-    something else for other formats. So the table is fitted on the first frame, luma against the
-    gray of its BGR decoding `first` (limited-range video: slope 255/219; full range: 1; plus the
-    little chroma the BGR route leaks into gray), and used only where the fit is close.
+    something else for other formats. So the table is fitted on the first frame, luma against `gray`
+    (limited-range video: slope 255/219; full range: 1; plus the little chroma the BGR route leaks
+    into gray), and used only where the fit is close.
     """
     capture = cv2.VideoCapture(str(path))
     capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # before the first read: OpenCV makes its converter then
     level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     ok, luma = capture.read()
     cv2.utils.logging.setLogLevel(level)
-    gray = to_gray(first)
     if ok and luma.shape == gray.shape and luma.dtype == np.uint8:
         unclipped = (gray > 0) & (gray < 255)
         y, g = luma[unclipped].astype(np.float32), gray[unclipped].astype(np.float32)
@@ -148,10 +147,9 @@ class VideoSource:
         self.luma_table: np.ndarray | None = None  # where decoding luma alone: its map to gray
         self._log_level: int | None = None
         if gray:
+            first = to_gray(first)
             luma = _open_luma(self.path, first)
-            if luma is None:
-                first = to_gray(first)
-            else:
+            if luma is not None:
                 self.capture.release()
                 self.capture, self.luma_table, first = luma
                 # OpenCV warns of the "unsupported" format on every frame; errors still show.
