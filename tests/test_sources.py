@@ -197,9 +197,11 @@ def test_mirror_keeps_the_labels_pixel_origin(ytf68_small):
     np.testing.assert_allclose(points.numpy(), expected, atol=1e-3)
 
 
-def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small):
+@pytest.mark.parametrize("mirror", [True, False])
+def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mirror):
     """`calibrate` folds the median signed error on training faces into the output offset: afterwards
-    the training faces' median error is zero (to float rounding), whatever it was."""
+    the training faces' median error is zero (to float rounding), whatever it was. With --no-mirror it
+    measures the answers on each crop alone, and the exported files run one pass a face."""
     from train.__main__ import main
     from train.data import split_by_group, ytf68_faces
     from train.engine import load_checkpoint, model_from_checkpoint, predict, stack_eval
@@ -209,14 +211,25 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small):
                  "--device", "cpu", "--output-dir", str(run)]) == 0
     out = tmp_path / "calibrated.pth"
     assert main(["calibrate", str(run / "checkpoint.pth"), "--ytf68", str(ytf68_small), "--val-fraction", "0.25",
-                 "--output", str(out)]) == 0
+                 "--output", str(out), *([] if mirror else ["--no-mirror"])]) == 0
     faces = ytf68_faces(ytf68_small)
     train_rows, _ = split_by_group(faces.groups, 0.25, 0)
     images, targets = stack_eval(faces.subset(train_rows))
-    before = predict(model_from_checkpoint(load_checkpoint(run / "checkpoint.pth")), images, torch.device("cpu"))
-    after = predict(model_from_checkpoint(load_checkpoint(out)), images, torch.device("cpu"))
+    before = model_from_checkpoint(load_checkpoint(run / "checkpoint.pth"))
+    before.mirror = mirror
+    after = model_from_checkpoint(load_checkpoint(out))
+    assert after.mirror == mirror
+    before, after = (predict(m, images, torch.device("cpu")) for m in (before, after))
     assert np.abs(np.median(before - targets, axis=0)).max() > 0.1
     np.testing.assert_allclose(np.median(after - targets, axis=0), 0, atol=1e-3)
+    if not mirror:
+        from tracker.keypoint_model import KeypointModel
+
+        assert main(["export", str(out), str(tmp_path / "single.pt")]) == 0
+        model = KeypointModel(tmp_path / "single.pt", "cpu")  # the ONNX twin
+        assert not model.runtime.mirrors
+        crops = (images[:3, 0].numpy() * 255).round().astype(np.uint8)
+        np.testing.assert_allclose(model(crops), after[:3], atol=1e-3)
 
 
 def test_pseudolabel_draws_continue_where_an_earlier_draw_stopped():

@@ -25,6 +25,8 @@ from train.metrics import keypoint_metrics
 
 def calibrate(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
+    if args.no_mirror:  # the offset is measured on, and stored for, answers on the crop alone
+        checkpoint["model_args"] = {**checkpoint.get("model_args", {}), "mirror": False}
     model = model_from_checkpoint(checkpoint)
     faces = ytf68_faces(args.ytf68)
     train_rows, val_rows = split_by_group(faces.groups, args.val_fraction, args.split_seed)
@@ -56,3 +58,6 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.15, help="identities held out, as fit (default 0.15)")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--output", required=True, metavar="CHECKPOINT")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="calibrate the cascade answering on each crop alone, without its mirror image (stored: the "
+                        "exported file then runs one pass a face)")

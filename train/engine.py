@@ -173,7 +173,7 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     main = distributed.is_main()
     out = prepare_output_dir(args.output_dir)
     torch.manual_seed(args.seed)  # the same initial weights in every process
-    model_args = {"width1": args.width1, "width2": args.width2}
+    model_args = {"width1": args.width1, "width2": args.width2, "mirror": not getattr(args, "no_mirror", False)}
     model = CascadeCNN(**model_args).to(device)
     if getattr(args, "init", None):
         init_from(model, args.init)
