@@ -168,3 +168,19 @@ def test_keypoint_metrics_skip_gaps():
     assert m["rmse_nose_tip"] == pytest.approx(np.sqrt(2.0))
     iod = np.linalg.norm(MEAN_SHAPE[3] - MEAN_SHAPE[5])
     assert m["nme"] == pytest.approx(2.0 / iod, rel=1e-5)
+
+
+def test_pixel_noise_on_about_half_the_crops():
+    """--pixel-noise: Gaussian noise of that sd (gray levels) on some crops, none on the others; off by default."""
+    canvas = tv_tensors.Image(torch.full((1, CANVAS, CANVAS), 128, dtype=torch.uint8))
+    points = keypoints(MEAN_SHAPE + CANVAS_MARGIN, CANVAS)
+    torch.manual_seed(0)
+    plain = train_transform(rotation=0.0, scale=0.0, shift_px=0.0)
+    noisy = train_transform(rotation=0.0, scale=0.0, shift_px=0.0, pixel_noise=3.0)
+    def sd(image: torch.Tensor) -> float:  # of a flat crop; 0 where no noise was added
+        return 0.0 if image.max() == image.min() else float(image.std() * 255)
+
+    assert all(sd(plain(canvas, points)[0]) == 0 for _ in range(10))
+    sds = [sd(noisy(canvas, points)[0]) for _ in range(40)]
+    assert 5 <= sds.count(0.0) <= 35
+    assert all(s == 0 or 2.7 < s < 3.3 for s in sds)

@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
                         "step, warmed up from 0 as min(DECAY, (1+t)/(10+t)) at step t, so that short runs average "
                         "their last steps, not their start (default 0.998: reached after ~4500 steps)")
     p.add_argument("--centre-noise", type=float, default=1.5, help="sd (px) of noise on level-2 centres in training")
+    p.add_argument("--pixel-noise", type=float, default=0.0, metavar="SD",
+                   help="Gaussian noise of this sd (gray levels) on half the training crops (default 0: none)")
     p.add_argument("--no-mirror", action="store_true",
                    help="the cascade answers on each crop alone, not also on its mirror image (half the time per face)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], type=str.lower)

@@ -29,8 +29,13 @@ class MirrorWithSwap(torch.nn.Module):
         return image, tv_tensors.wrap(points[order], like=points)
 
 
-def train_transform(rotation: float = 10.0, scale: float = 0.16, shift_px: float = 6.0) -> v2.Compose:
-    """Mirror, detector-like jitter (rotation, scale, shift) and lighting/focus changes."""
+def train_transform(
+    rotation: float = 10.0, scale: float = 0.16, shift_px: float = 6.0, pixel_noise: float = 0.0
+) -> v2.Compose:
+    """Mirror, detector-like jitter (rotation, scale, shift) and lighting/focus changes; with
+    `pixel_noise` > 0, Gaussian noise of that sd (gray levels) on half the crops, as camera noise:
+    it teaches a one-pass model to hold still on a still face."""
+    noise = [v2.RandomApply([v2.GaussianNoise(sigma=pixel_noise / 255)], p=0.5)] if pixel_noise > 0 else []
     return v2.Compose(
         [
             MirrorWithSwap(),
@@ -42,6 +47,7 @@ def train_transform(rotation: float = 10.0, scale: float = 0.16, shift_px: float
             v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.5)], p=0.8),
             v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.5))], p=0.3),
             v2.ToDtype(torch.float32, scale=True),
+            *noise,
         ]
     )
 

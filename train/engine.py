@@ -39,9 +39,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loader(faces: Faces, train: bool, batch_size: int, workers: int, seed: int = 0) -> DataLoader:
+def loader(
+    faces: Faces, train: bool, batch_size: int, workers: int, seed: int = 0, pixel_noise: float = 0.0
+) -> DataLoader:
     """Batches of a split; under torchrun, this process's share of them (see train.distributed)."""
-    dataset = KeypointDataset(faces, train_transform() if train else eval_transform())
+    dataset = KeypointDataset(faces, train_transform(pixel_noise=pixel_noise) if train else eval_transform())
     world = distributed.world_size()
     if train and world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed,
@@ -173,9 +175,9 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     main = distributed.is_main()
     out = prepare_output_dir(args.output_dir)
     torch.manual_seed(args.seed)  # the same initial weights in every process
-    model_args = {"width1": args.width1, "width2": args.width2, "mirror": not getattr(args, "no_mirror", False)}
+    model_args = {"width1": args.width1, "width2": args.width2, "mirror": not args.no_mirror}
     model = CascadeCNN(**model_args).to(device)
-    if getattr(args, "init", None):
+    if args.init:
         init_from(model, args.init)
     step = TrainStep(model)
     if distributed.world_size() > 1:
@@ -220,7 +222,10 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
         torch.manual_seed(args.seed * 100_003 + epoch)
         model.train()
         total, count, t0 = 0.0, 0, time.time()
-        batches = loader(train_faces, True, args.batch_size, args.workers, seed=args.seed * 100_003 + epoch)
+        batches = loader(
+            train_faces, True, args.batch_size, args.workers, seed=args.seed * 100_003 + epoch,
+            pixel_noise=args.pixel_noise,
+        )
         if distributed.world_size() > 1:
             batches.sampler.set_epoch(epoch)
         for images, targets, weights in tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
