@@ -27,8 +27,8 @@ class KeypointModel:
 
     `model.predict(crops, mirror=True)` also answers on the mirrored crops: their mean is a little
     more accurate than either, and how far apart the two are says how sure the model is. Weights that
-    mirror inside (`runtime.mirrors`: the shipped ones) always do, in one pass; for others the mirrored
-    crops are run here, at twice the cost.
+    mirror inside (`runtime.mirrors`) always do, in one call; for others (the shipped ones: one pass a
+    face) the mirrored crops are run here, at twice the cost, only when asked for.
     """
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:

@@ -1,7 +1,8 @@
 """The cascaded CNN: level 1 regresses 15 points from the whole 96x96 crop, level 2 refines each
-point from a small patch cut around its level-1 estimate. At inference the cascade also answers on
-the mirrored crop and averages the two (held-out ytf68: RMSE 1.511 -> 1.492 px, 1.549 -> 1.522 with
-jittered framing), which also tells how far apart they are: a measure of how sure it is.
+point from a small patch cut around its level-1 estimate. With `mirror` (the default; `--no-mirror`
+for one pass a face, as the shipped weights) it also answers on the mirrored crop at inference and
+averages the two (held-out ytf68: RMSE 1.511 -> 1.492 px, 1.549 -> 1.522 with jittered framing, on
+the weights of 2026-12-01), which also tells how far apart they are: a measure of how sure it is.
 
 Both levels live in one module so that one TorchScript file holds the whole cascade. Everything
 here is plain torch (no torchvision ops), as the weights contract requires.
