@@ -177,6 +177,7 @@ def test_pixel_noise_on_about_half_the_crops():
     torch.manual_seed(0)
     plain = train_transform(rotation=0.0, scale=0.0, shift_px=0.0)
     noisy = train_transform(rotation=0.0, scale=0.0, shift_px=0.0, pixel_noise=3.0)
+
     def sd(image: torch.Tensor) -> float:  # of a flat crop; 0 where no noise was added
         return 0.0 if image.max() == image.min() else float(image.std() * 255)
 
