@@ -38,9 +38,6 @@ from tracker.batch_ray import RayError, require_ray, run_ray
 REPORT = "report.json"
 # Which of the videos in flight crashed the process is not known: such a failure is retried next run.
 WORKER_DIED = "a worker process died while on it (this video or one beside it crashed it)"
-# FFmpeg logs each damaged packet to the terminal; a damaged video is one line of ours instead.
-# (Read when OpenCV first opens a video, and inherited by the worker processes.)
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class BatchError(RuntimeError):
@@ -196,22 +193,14 @@ def _unchanged(video: Path, row: dict) -> bool:
     return row.get("size") == stat.st_size and row.get("modified") == stat.st_mtime
 
 
-def _frame_count(path: Path) -> int:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-    finally:
-        capture.release()
-
-
 def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Result]) -> str | None:
     """Run the jobs under one progress bar, results into `results`; failures named as they come.
     Returns why the job stopped early ("interrupted", or the error that no video can get past)."""
     from tqdm import tqdm
 
-    expected = {job.relative: _frame_count(job.video) for job in todo}
+    from tracker.sources import frame_count
+
+    expected = {job.relative: frame_count(job.video) for job in todo}
     todo = sorted(todo, key=lambda job: -expected[job.relative])  # longest first: none left alone at the end
     bar = tqdm(total=sum(expected.values()), unit=" frames", desc=f"0/{len(todo)} videos", dynamic_ncols=True,
                mininterval=0.2 if sys.stderr.isatty() else 10, file=sys.stderr)

@@ -21,6 +21,11 @@ import numpy as np
 
 from kaggle_framing.crop import to_gray
 
+# FFmpeg logs each damaged packet to the terminal ("partial file", "moov atom not found"); a damaged
+# video gets one line of ours instead. Read when OpenCV first opens a video (and inherited by a batch's
+# worker processes); a user's own OPENCV_FFMPEG_LOGLEVEL wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
 
 class InputError(RuntimeError):
     """An input that cannot be used at all; the message names it and says what to do."""
@@ -85,6 +90,15 @@ def _open_luma(path: Path, gray: np.ndarray) -> tuple[Any, np.ndarray, np.ndarra
                 return capture, table, mapped
     capture.release()
     return None
+
+
+def frame_count(path: Path) -> int:
+    """The frame count in a video's header (0 where it has none or does not open)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    finally:
+        capture.release()
 
 
 class _Prefetch:
