@@ -73,7 +73,8 @@ def test_read_image_turns_any_image_as_opencv_shows_it(tmp_path, kind, orientati
             deep[..., 3] = deep[..., 0]  # alpha = blue: it must turn as the colours do
         path = write_with_orientation(tmp_path / "a.png", deep, orientation)
         shown = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-    read = read_image(path)
+    read, complaint = read_image(path)
+    assert complaint == ""
     assert read.dtype == shown.dtype
     assert read.shape[:2] == shown.shape[:2] == ((40, 60) if orientation < 5 else (60, 40))
     np.testing.assert_array_equal(read[..., :3], shown)

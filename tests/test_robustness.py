@@ -144,8 +144,8 @@ def test_truncated_avi_keeps_the_frames_before_the_damage(short_mp4, tmp_path):
 
 @pytest.fixture(scope="module")
 def odd_images(tmp_path_factory) -> Path:
-    """A folder of images in odd formats and sizes (all cut from obamas.jpg: two faces) and two files
-    that are not images."""
+    """A folder of images in odd formats and sizes (all cut from obamas.jpg: two faces), two files
+    that are not images, and two cut short (a JPEG decodes in part, a PNG not at all)."""
     photo = cv2.imread(str(require(OBAMAS)))
     folder = tmp_path_factory.mktemp("odd_images")
     h, w = photo.shape[:2]
@@ -156,6 +156,9 @@ def odd_images(tmp_path_factory) -> Path:
     assert cv2.imwrite(str(folder / "e_tiny.png"), cv2.resize(photo, (20, round(h * 20 / w)), interpolation=cv2.INTER_AREA))
     (folder / "f_notes.txt").write_text("not an image\n")
     (folder / "g_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 100)
+    for name in ("h_cut.jpg", "i_cut.png"):
+        data = cv2.imencode(Path(name).suffix, photo)[1].tobytes()
+        (folder / name).write_bytes(data[: len(data) * 6 // 10])
     return folder
 
 
@@ -168,10 +171,13 @@ def test_folder_of_odd_images(odd_images, tmp_path):
     assert run.rc == 0, run.stderr
     assert "Traceback" not in run.stderr and "error:" not in run.stderr, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2, run.stderr
-    for name in ("f_notes.txt", "g_broken.jpg"):
+    assert len(warnings) == 4, run.stderr
+    for name in ("f_notes.txt", "g_broken.jpg", "i_cut.png"):
         assert any(name in line and "skipped" in line for line in warnings), run.stderr
-    assert processed_frames(run.stderr) == 5
+    assert any("h_cut.jpg: damaged (" in line and "used what decodes" in line for line in warnings), run.stderr
+    # One line of ours for each bad file: nothing of the decoders' own (libjpeg, libpng) gets through.
+    assert len(run.stderr.splitlines()) == len(warnings) + 1, run.stderr
+    assert processed_frames(run.stderr) == 6
     rows = csv_rows(tmp_path / "faces.csv")
     sources = [Path(r.split(",")[0]).name for r in rows]
     for name in ("a_16bit.png", "b_rgba.png", "c_gray.png", "d_huge.jpg"):

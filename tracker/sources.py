@@ -4,10 +4,12 @@ Each source yields `Frame`s and raises `InputError` (one clear line) when it can
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -301,19 +303,42 @@ def upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def read_image(path: Path) -> np.ndarray | None:
+@contextlib.contextmanager
+def held_back_stderr() -> Iterator[list[str]]:
+    """What C libraries print to the process's stderr inside the block (libjpeg's "Premature end of
+    JPEG file", libpng's "Read Error"), kept off the terminal and handed back as lines once it ends:
+    the caller says it in one line of its own. (Python's own writes are flushed before and after.)"""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines += [line for line in held.read().decode(errors="replace").splitlines() if line.strip()]
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str]:
     """An image file at its own depth and channels (16-bit, alpha), turned upright by its EXIF
-    orientation (IMREAD_UNCHANGED alone would ignore it: a phone photo would lie on its side)."""
-    try:
-        image, kinds, blocks = cv2.imreadWithMetadata(str(path), flags=cv2.IMREAD_UNCHANGED)
-    except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of failing
-        return None
+    orientation (IMREAD_UNCHANGED alone would ignore it: a phone photo would lie on its side), and
+    what its decoder complained of ("" where nothing: a damaged file may still decode, in part)."""
+    with held_back_stderr() as said:
+        try:
+            image, kinds, blocks = cv2.imreadWithMetadata(str(path), flags=cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of failing
+            image = None
+    complaint = said[-1].strip() if said else ""
     if image is None or image.size == 0:
-        return None
+        return None, complaint
     for kind, block in zip(kinds, blocks):
         if kind == cv2.IMAGE_METADATA_EXIF:
-            return upright(image, exif_orientation(np.asarray(block).tobytes()))
-    return image
+            return upright(image, exif_orientation(np.asarray(block).tobytes())), complaint
+    return image, complaint
 
 
 class ImageSource:
@@ -339,12 +364,14 @@ class ImageSource:
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             t = time.perf_counter()
-            image = read_image(path)
-            if image is None or image.size == 0:
+            image, complaint = read_image(path)
+            if image is None:
                 if len(self.files) == 1:
                     raise InputError(f"{path}: not a readable image")
                 warn(f"{path}: skipped (not a readable image)")
                 continue
+            if complaint:
+                warn(f"{path}: damaged ({complaint}); used what decodes")
             yield Frame(image, index, 0.0, str(path), (time.perf_counter() - t) * 1000)
 
     def close(self) -> None:
