@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +73,8 @@ def _cpu_runtime(path: Path) -> Runtime:
     if path.suffix == ".onnx":
         return OnnxCascade(path)
     check_is_file(path)
+    if not zipfile.is_zipfile(path):  # said before any word about its twin: TorchScript files are zip archives
+        raise WeightsError(f"{path}: not a readable TorchScript file (not a zip archive), nor an .onnx")
     twin = twin_path(path)
     if not twin.is_file():
         problem = f"{twin}: missing"
