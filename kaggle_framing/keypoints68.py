@@ -14,6 +14,8 @@ class DataError(ValueError):
 
 def read_keypoints68(root: str | Path) -> pd.DataFrame:
     """`keypoints68.csv` of a 68-point folder, checked: image, identity, x0, y0 .. x67, y67."""
+    if not Path(root).is_dir():  # (a common slip: the CSV itself named)
+        raise DataError(f"{root}: not a folder (the folder holding keypoints68.csv and the images is expected)")
     path = Path(root) / "keypoints68.csv"
     try:
         table = pd.read_csv(path)

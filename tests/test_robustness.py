@@ -389,6 +389,15 @@ def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsy
     assert str(image) in message and "not an image" in message
 
 
+def test_ytf68_given_its_csv_instead_of_its_folder(ytf68_small, tmp_path, fit_args, capsys):
+    from train.__main__ import main
+
+    table = ytf68_small / "keypoints68.csv"
+    assert main(fit_args(table, tmp_path / "run", 1, "--ytf68")) == 1
+    message = train_error(capsys.readouterr().err)
+    assert message.startswith(f"error: {table}: not a folder") and "keypoints68.csv" in message
+
+
 @pytest.mark.parametrize("fraction", ["1.0", "1.5", "-0.1"])
 def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, fit_args, capsys, fraction):
     from train.__main__ import main

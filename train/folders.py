@@ -81,6 +81,8 @@ def pts_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
 
 def read_pseudo_labels(root: str | Path) -> pd.DataFrame:
     """`keypoints15.csv` of a pseudo-labelled folder, checked."""
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: not a folder (the folder holding {PSEUDO_LABELS} and the images is expected)")
     path = Path(root) / PSEUDO_LABELS
     try:
         table = pd.read_csv(path)
