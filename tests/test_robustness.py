@@ -378,6 +378,27 @@ def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_
     assert not (out / "checkpoint.pth").exists()
 
 
+@pytest.mark.parametrize("damage", ["a keypoint column dropped", "an x without its y", "binary bytes"])
+def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, capsys, damage):
+    from train.__main__ import main
+
+    path = kaggle_training.path
+    table = pd.read_csv(path)
+    if damage == "a keypoint column dropped":
+        table.drop(columns=["nose_tip_y"]).to_csv(path, index=False)
+        expected = f"{path}: keypoint columns missing: nose_tip_y"
+    elif damage == "an x without its y":
+        row = int(table["nose_tip_x"].notna().to_numpy().argmax())
+        table.loc[row, "nose_tip_y"] = np.nan
+        table.to_csv(path, index=False)
+        expected = f"{path}:{row + 2}: a keypoint with only one of its x and y"
+    else:
+        path.write_bytes(bytes(range(256)) * 50)
+        expected = f"{path}:1: not a text CSV"
+    assert main(fit_args(path, tmp_path / "run", 1)) == 1
+    assert expected in train_error(capsys.readouterr().err)
+
+
 def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsys):
     from train.__main__ import main
 
