@@ -28,7 +28,7 @@ def test_luma_frames_match_the_gray_of_the_colour_frames(tmp_path, fourcc):
     clip = write_clip(tmp_path / f"clip.{'avi' if fourcc == 'MJPG' else 'mp4'}", require(SAMPLE), 20, fourcc)
     colour = frames_of(VideoSource(clip), 20)
     source = VideoSource(clip, gray=True)
-    assert source.luma_table is not None  # this OpenCV build hands over 8-bit luma: the fast path runs
+    assert source.luma_gain is not None  # this OpenCV build hands over 8-bit luma: the fast path runs
     gray = frames_of(source, 20)
     assert len(gray) == len(colour) == 20
     for g, c in zip(gray, colour):
@@ -46,7 +46,7 @@ def test_a_first_frame_too_flat_to_check_luma_on_falls_back_to_colour(tmp_path):
         writer.write(frame)
     writer.release()
     source = VideoSource(clip, gray=True)
-    assert source.luma_table is None
+    assert source.luma_gain is None
     gray = frames_of(source, 10)
     colour = frames_of(VideoSource(clip), 10)
     assert len(gray) == 5 and all(np.array_equal(g, to_gray(c)) for g, c in zip(gray, colour))
