@@ -314,6 +314,9 @@ def held_back_stderr() -> Iterator[list[str]]:
     JPEG file", libpng's "Read Error"), kept off the terminal and handed back as lines once it ends:
     the caller says it in one line of its own. (Python's own writes are flushed before and after.)"""
     lines: list[str] = []
+    if sys.stderr is None:  # (pythonw, or started with stderr closed): nothing to keep anything off
+        yield lines
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
