@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_framing import COLUMNS, NUM_KEYPOINTS, kaggle_from_ibug68
+from kaggle_framing.keypoints68 import read_label_table
 from train.data import DataError, Faces, framed_faces
 
 PSEUDO_LABELS = "keypoints15.csv"
@@ -81,21 +82,7 @@ def pts_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
 
 def read_pseudo_labels(root: str | Path) -> pd.DataFrame:
     """`keypoints15.csv` of a pseudo-labelled folder, checked."""
-    if not Path(root).is_dir():
-        raise DataError(f"{root}: not a folder (the folder holding {PSEUDO_LABELS} and the images is expected)")
-    path = Path(root) / PSEUDO_LABELS
-    try:
-        table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
-    missing = [c for c in ("image", "identity", "confidence", *COLUMNS) if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing columns {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-    values = table[list(COLUMNS)].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna().any(axis=1).to_numpy()
-    if bad.any():
-        raise DataError(f"{path}:{int(np.argmax(bad)) + 2}: a keypoint value is missing or not a number")
-    return table
+    return read_label_table(root, PSEUDO_LABELS, ["image", "identity", "confidence", *COLUMNS], list(COLUMNS))
 
 
 def pseudo_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
