@@ -7,8 +7,10 @@ context, so that rotation, scale and shift augmentation never reaches past real 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -74,6 +76,17 @@ def parse_image(text: str, where: str) -> np.ndarray:
     return values.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE)
 
 
+def _csv_rows(handle: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each row of an open CSV file; bytes that are not text end it with a
+    DataError naming the line."""
+    reader = csv.reader(handle)
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}:{reader.line_num + 1}: not a text CSV ({getattr(e, 'reason', e)})") from None
+
+
 def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read a Kaggle `training.csv` or `test.csv`.
 
@@ -88,36 +101,36 @@ def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     images, keypoints, ids = [], [], []
     with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None or "Image" not in header:
-                raise DataError(f"{path}: not a Kaggle keypoints CSV (no 'Image' column in the header)")
-            missing = [c for c in COLUMNS if c not in header]
-            if 0 < len(missing) < len(COLUMNS):  # none at all is test.csv: images without labels
-                raise DataError(f"{path}: keypoint columns missing: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-            image_col = header.index("Image")
-            label_cols = [header.index(c) for c in COLUMNS] if not missing else []
-            id_col = header.index("ImageId") if "ImageId" in header else None
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise DataError(f"{where}: {len(row)} fields, expected {len(header)} (truncated or malformed row)")
-                images.append(parse_image(row[image_col], where))
+        rows = _csv_rows(handle, path)
+        _, header = next(rows, (0, None))
+        if header is None or "Image" not in header:
+            raise DataError(f"{path}: not a Kaggle keypoints CSV (no 'Image' column in the header)")
+        missing = [c for c in COLUMNS if c not in header]
+        if 0 < len(missing) < len(COLUMNS):  # none at all is test.csv: images without labels
+            raise DataError(f"{path}: keypoint columns missing: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        image_col = header.index("Image")
+        label_cols = [header.index(c) for c in COLUMNS] if not missing else None
+        id_col = header.index("ImageId") if "ImageId" in header else None
+        for line, row in rows:
+            where = f"{path}:{line}"
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{where}: {len(row)} fields, expected {len(header)} (truncated or malformed row)")
+            images.append(parse_image(row[image_col], where))
+            if label_cols is None:
+                values = [np.nan] * len(COLUMNS)
+            else:
                 try:
-                    values = [float(row[c]) if row[c].strip() else np.nan for c in label_cols] or [np.nan] * len(COLUMNS)
+                    values = [float(row[c]) if row[c].strip() else np.nan for c in label_cols]
                 except ValueError:
                     raise DataError(f"{where}: a keypoint value is not a number") from None
                 if any(np.isnan(x) != np.isnan(y) for x, y in zip(values[::2], values[1::2])):
                     raise DataError(f"{where}: a keypoint with only one of its x and y")
-                keypoints.append(values)
-                if id_col is not None and not row[id_col].strip().isdigit():
-                    raise DataError(f"{where}: ImageId {row[id_col]!r} is not a whole number")
-                ids.append(row[id_col].strip() if id_col is not None else str(len(ids) + 1))
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"{path}:{reader.line_num + 1}: not a text CSV ({getattr(e, 'reason', e)})") from None
+            keypoints.append(values)
+            if id_col is not None and not row[id_col].strip().isdigit():
+                raise DataError(f"{where}: ImageId {row[id_col]!r} is not a whole number")
+            ids.append(row[id_col].strip() if id_col is not None else str(len(ids) + 1))
     if not images:
         raise DataError(f"{path}: no rows")
     return np.stack(images), np.array(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2), ids
