@@ -99,11 +99,16 @@ def _open_luma(path: Path, gray: np.ndarray) -> tuple[Any, tuple[float, float], 
     return None
 
 
+def _header_frames(capture: cv2.VideoCapture) -> int:
+    """The frame count in an open video's header (0 where it has none)."""
+    return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+
+
 def frame_count(path: Path) -> int:
     """The frame count in a video's header (0 where it has none or does not open)."""
     capture = cv2.VideoCapture(str(path))
     try:
-        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        return _header_frames(capture)
     finally:
         capture.release()
 
@@ -178,7 +183,7 @@ class VideoSource:
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if np.isfinite(fps) and 1 <= fps <= 1000 else 30.0
         self.size = (first.shape[1], first.shape[0])
-        self.expected = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.expected = _header_frames(self.capture)
         self.cut_short: str | None = None  # why the file ended before the frame count in its header
         if prefetch is None:
             prefetch = min(max(PREFETCH_BYTES // first.nbytes, 4), 32)
