@@ -9,7 +9,7 @@ By default it scores the identities the shipped weights never saw: the validatio
 beside a same-name `.pts`, e.g. HELEN's test set). Each image goes through `Tracker.process_image`,
 as `run_tracker.py --image` does: Haar detection, framing, cascade. Reports faces found, NME (mean
 point error over the outer-eye-corner distance) mean and median, failures (NME > 0.10) and AUC at 0.10.
-Scoring stays in the labels' coordinates (kaggle_framing.LABEL_ORIGIN).
+Truth is in 0-based pixel centres, as our output (the labels' 1-based points converted when read).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ Labelled = list[tuple[Path, np.ndarray]]  # images and their (15, 2) labelled po
 
 def ytf68_images(root: Path, heldout_only: bool = True) -> Labelled:
     """ytf68's images (of the held-out identities, or all) and their labels."""
-    from kaggle_framing.keypoints68 import read_keypoints68
+    from kaggle_framing.keypoints68 import points68, read_keypoints68
 
     table = read_keypoints68(root)
     rows = heldout_rows(table) if heldout_only else np.arange(len(table))
-    truth = kaggle_from_ibug68(table.iloc[rows, 2:].to_numpy(np.float64).reshape(-1, 68, 2))
+    truth = kaggle_from_ibug68(points68(table.iloc[rows]).astype(np.float64))
     return [(root / "images" / table["image"].iloc[row], t) for row, t in zip(rows, truth)]
 
 

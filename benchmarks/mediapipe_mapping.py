@@ -91,12 +91,12 @@ def main() -> None:
     args = ap.parse_args()
     if not PEERS["mediapipe"].installed():
         raise SystemExit("error: MediaPipe is not installed; run python -m benchmarks --setup-peers")
-    from kaggle_framing.keypoints68 import read_keypoints68
+    from kaggle_framing.keypoints68 import points68, read_keypoints68
 
     root = Path(args.root)
     table = read_keypoints68(root)
     rows = training_rows(table, args.images)
-    truth = kaggle_from_ibug68(table.iloc[rows, 2:].to_numpy(np.float64).reshape(-1, 68, 2))
+    truth = kaggle_from_ibug68(points68(table.iloc[rows]).astype(np.float64))
     with tempfile.TemporaryDirectory() as work:
         mesh = mesh_points(root, table, rows, Path(work))
     found = np.isfinite(mesh).all(axis=(1, 2))

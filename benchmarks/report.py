@@ -159,8 +159,8 @@ def accuracy_table(scored: Accuracy | None, plot: Path, title: str) -> list[str]
 
 SCORES = ("Found: a face was reported near the labelled one. NME: mean point error over the outer-eye-corner "
           f"distance, of found faces. Failure: NME > {NME_LIMIT} or not found. AUC of the cumulative error "
-          f"distribution up to {NME_LIMIT}. Points are scored in the labels' coordinates (iBUG labels count "
-          "pixels from 1: `kaggle_framing.LABEL_ORIGIN`).")
+          f"distribution up to {NME_LIMIT}. Points are scored in OpenCV's coordinates, 0-based pixel centres (iBUG labels count "
+          "pixels from 1 and are converted when read: `kaggle_framing.keypoints68.IBUG_ORIGIN`).")
 
 
 def accuracy_lines(results: Results, plots: Path) -> list[str]:

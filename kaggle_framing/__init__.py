@@ -66,21 +66,11 @@ IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
     (22,), (26,), (21,), (17,), (30,), (54,), (48,), (51,), (57,),
 )
 
-# The iBUG-68 labels (ytf68, 300-W .pts) count pixels from 1, as Matlab does: a point on the centre of
-# pixel column i is labelled i + 1. Evidence: the cascade trained with mirror augmentation missed
-# ytf68's held-out labels by -1.33 crop px in x on average (and 0.03 in y, which mirroring leaves
-# alone), and MediaPipe mapped to these labels is 2.5 px apart in x from its own mirror answer.
-# Mirroring such a label is x -> (w - 1) - x + 2 * LABEL_ORIGIN; models learn this convention,
-# since it is how every test label is written.
-LABEL_ORIGIN = 1.0
-# The same origin in crop pixels for a ytf68-sized face (LABEL_ORIGIN times ytf68's mean crop scale,
-# 1.16). The model cannot see a face's original scale, so its answers (calibrated on ytf68's training
-# faces: `python -m train calibrate`) carry this offset, and a mirrored answer maps back as
-# x -> 95 - x + 2 * CROP_LABEL_ORIGIN (on training faces the mirror average is best near it: RMSE
-# 1.457 px at 1.16, 1.460 at 1.5, 1.536 at 0.6, 1.721 at 0).
-CROP_LABEL_ORIGIN = 1.16
-# x of an answer on a mirrored crop maps back as CROP_MIRROR_AXIS - x (left/right names swapped too).
-CROP_MIRROR_AXIS = CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN
+# Coordinates are OpenCV's everywhere: x right, y down, pixel centres at integers counted from 0, in
+# crop pixels here and frame pixels at run time. Label sources that count otherwise are converted when
+# read (`keypoints68.IBUG_ORIGIN`). So mirroring a crop maps x -> CROP_MIRROR_AXIS - x exactly, with the
+# left/right names swapped (FLIP_PERMUTATION).
+CROP_MIRROR_AXIS = CROP_SIZE - 1
 
 # Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
 # (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.

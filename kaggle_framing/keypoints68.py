@@ -9,6 +9,13 @@ import numpy as np
 import pandas as pd
 
 
+# iBUG-68 labels (ytf68's keypoints68.csv, 300-W .pts files) count pixels from 1, as Matlab does: a
+# point on the centre of pixel column i is labelled i + 1. Every reader subtracts this, so that the rest
+# of the project sees OpenCV's 0-based pixel centres. (Evidence: a mirror-symmetric model misses ytf68's
+# labels by +1 image pixel in x, and MediaPipe mapped onto them sits 2.5 px apart from its own mirror.)
+IBUG_ORIGIN = 1.0
+
+
 class DataError(ValueError):
     """A data file that cannot be used; the message names the file (and line) and the problem."""
 
@@ -32,10 +39,18 @@ def read_label_table(root: str | Path, name: str, columns: list[str], numeric: l
     return table
 
 
+COORDS68 = [f"{a}{i}" for i in range(68) for a in "xy"]
+
+
 def read_keypoints68(root: str | Path) -> pd.DataFrame:
-    """`keypoints68.csv` of a 68-point folder, checked: image, identity, x0, y0 .. x67, y67."""
-    coords = [f"{a}{i}" for i in range(68) for a in "xy"]
-    table = read_label_table(root, "keypoints68.csv", ["image", "identity", *coords], coords)
+    """`keypoints68.csv` of a 68-point folder, checked: image, identity, x0, y0 .. x67, y67 (as
+    written: 1-based; `points68` converts them)."""
+    table = read_label_table(root, "keypoints68.csv", ["image", "identity", *COORDS68], COORDS68)
     if table.empty:
         raise DataError(f"{Path(root) / 'keypoints68.csv'}: no rows")
     return table
+
+
+def points68(table: pd.DataFrame) -> np.ndarray:
+    """(N, 68, 2) points of a `read_keypoints68` table, in 0-based pixel centres."""
+    return table[COORDS68].to_numpy(np.float32).reshape(-1, 68, 2) - np.float32(IBUG_ORIGIN)

@@ -5,25 +5,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kaggle_framing import CROP_LABEL_ORIGIN, CROP_SIZE, FLIP_PERMUTATION, MEAN_SHAPE, NUM_KEYPOINTS
+from kaggle_framing import CROP_SIZE, FLIP_PERMUTATION, MEAN_SHAPE, NUM_KEYPOINTS
 from train.model import CascadeCNN
 
 
 def test_untrained_cascade_answers_the_mean_shape():
     """Both levels' last layers start at zero: training starts from the Kaggle mean shape, not noise.
-    With its mirror image averaged in, the answer is the mean shape in the labels' convention (pixels
-    counted from CROP_LABEL_ORIGIN: the symmetric mean shape moves that far right)."""
+    With its mirror image averaged in, the answer is still the mean shape: it is symmetric about the
+    crop's mirror axis, x = 47.5 (pixel centres counted from 0)."""
     model = CascadeCNN().eval()
     x = torch.rand(3, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
     mean = torch.from_numpy(MEAN_SHAPE).expand(3, -1, -1)
     with torch.no_grad():
         torch.testing.assert_close(model.refine(x, model.coarse(x)), mean)
-        torch.testing.assert_close(model(x), mean + torch.tensor([CROP_LABEL_ORIGIN, 0.0]))
+        torch.testing.assert_close(model(x), mean)
 
 
 def test_mirrored_cascade_answers_a_mirrored_crop_as_its_mirror_image():
     """Averaging each crop's answer with its mirror image's makes the cascade mirror-equivariant: the
-    answer on a mirrored crop is the mirror of the answer (about the labels' origin), the two agree
+    answer on a mirrored crop is the mirror of the answer (x -> 95 - x), the two agree
     on how far apart they are, and the calibration offset is added last, once."""
     torch.manual_seed(0)
     model = CascadeCNN()
@@ -35,7 +35,7 @@ def test_mirrored_cascade_answers_a_mirrored_crop_as_its_mirror_image():
         points, presence, disagreement = model.answers(x)
         m_points, m_presence, m_disagreement = model.answers(x.flip(-1))
         back = m_points[:, list(FLIP_PERMUTATION)]
-        back[..., 0] = CROP_SIZE - 1 + 2 * CROP_LABEL_ORIGIN - back[..., 0]
+        back[..., 0] = CROP_SIZE - 1 - back[..., 0]
         torch.testing.assert_close(back, points, atol=1e-4, rtol=0)
         torch.testing.assert_close(m_presence, presence)
         torch.testing.assert_close(m_disagreement, disagreement, atol=1e-4, rtol=0)

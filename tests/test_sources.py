@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_framing import COLUMNS, FLIP_PERMUTATION, LABEL_ORIGIN, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, FLIP_PERMUTATION, kaggle_from_ibug68
 from train.commands import load_split, training_extras
 from train.data import DataError, Faces
 from train.folders import PSEUDO_LABELS, cached_faces, identity_of, pseudo_items, pts_items, read_exclusions, read_pts, without
@@ -40,9 +40,10 @@ def write_pts(path: Path, points: np.ndarray, header: bool) -> None:
 
 @pytest.mark.parametrize("header", [False, True])
 def test_pts_reader(tmp_path, header):
+    """.pts files count pixels from 1; the reader gives 0-based pixel centres."""
     _, points = ytf68_example()
     write_pts(tmp_path / "a.pts", points, header)
-    np.testing.assert_allclose(read_pts(tmp_path / "a.pts"), points, atol=1e-3)
+    np.testing.assert_allclose(read_pts(tmp_path / "a.pts"), points - 1, atol=1e-3)
     (tmp_path / "b.pts").write_text("1 2\n3 4\n")
     with pytest.raises(DataError, match="expected 68"):
         read_pts(tmp_path / "b.pts")
@@ -57,7 +58,7 @@ def test_pts_folder_at_any_depth_frames_like_ytf68(tmp_path):
     (deep / "orphan.pts").write_text("")  # no image beside it: not a face
     items = pts_items(tmp_path / "helen")
     assert [(p.name, who) for p, _, who in items] == [("12345_1.png", "helen:12345")]
-    np.testing.assert_allclose(items[0][1], kaggle_from_ibug68(points), atol=1e-3)
+    np.testing.assert_allclose(items[0][1], kaggle_from_ibug68(points - 1), atol=1e-3)
     faces = cached_faces("pts", tmp_path / "helen", tmp_path / "cache")
     again = cached_faces("pts", tmp_path / "helen", tmp_path / "cache")  # read back from the cache
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
@@ -114,7 +115,7 @@ def test_exclusion_list_and_held_out_people_stay_out_of_training(tmp_path, ytf68
     write_pseudo_folder(tmp_path / "labels", names, np.stack([kaggle_from_ibug68(points68)] * len(names)))
     (tmp_path / "exclude.txt").write_text("# hidden test people\nHidden_Person\n")
     assert read_exclusions(tmp_path / "exclude.txt") == {"Hidden_Person"}
-    args = argparse.Namespace(ytf68=str(ytf68_small), kaggle=None, val_fraction=0.5, split_seed=0, pts=[],
+    args = argparse.Namespace(ytf68=str(ytf68_small), ytf68_offsets="none", kaggle=None, val_fraction=0.5, split_seed=0, pts=[],
                               pseudo=[str(tmp_path / "labels")], pts_weight=1.0, pseudo_weight=0.5,
                               exclude=str(tmp_path / "exclude.txt"), cache=None)
     train, val = load_split(args)
@@ -154,8 +155,7 @@ def test_mirrored_answers_map_back():
     points = np.random.default_rng(1).uniform(10, 90, (2, 15, 2)).astype(np.float32)
     widths = np.array([100, 120], np.float32)
     mirrored = points[:, list(FLIP_PERMUTATION)].copy()
-    # Labels count from LABEL_ORIGIN: true x = x - origin, mirrored true = w - 1 - true, plus origin.
-    mirrored[..., 0] = widths[:, None] - 1 - (mirrored[..., 0] - LABEL_ORIGIN) + LABEL_ORIGIN
+    mirrored[..., 0] = widths[:, None] - 1 - mirrored[..., 0]  # pixel centres from 0: x -> w - 1 - x
     np.testing.assert_allclose(mirrored_back(mirrored, widths), points, atol=1e-5)
 
 
@@ -179,21 +179,25 @@ def test_distributed_fit_matches_one_process(tmp_path, ytf68_small):
     assert two.stdout.count("epoch=3") == 1  # one process reports
 
 
-def test_mirror_keeps_the_labels_pixel_origin(ytf68_small):
-    """iBUG labels count pixels from 1: mirroring moves the true position (label - origin) and puts
-    the origin back, so a mirrored face's labels keep the convention the test labels use."""
+def test_labels_are_read_0_based_and_mirror_about_w_minus_1(ytf68_small):
+    """ytf68 counts pixels from 1; the faces read carry 0-based pixel centres, which the mirror
+    augmentation maps x -> (W - 1) - x with left and right swapped, as the image's pixels go."""
     from torchvision.transforms import v2
 
+    from kaggle_framing import framing_transform
     from train.augment import MirrorWithSwap
-    from train.data import CANVAS, KeypointDataset, ytf68_faces
+    from train.data import CANVAS, CANVAS_MARGIN, KeypointDataset, ytf68_faces
 
     faces = ytf68_faces(ytf68_small)
-    assert np.all(faces.origins > 0.5) and np.all(faces.origins < 3)
+    table = pd.read_csv(ytf68_small / "keypoints68.csv")
+    written = kaggle_from_ibug68(table.iloc[0, 2:].to_numpy(np.float32).reshape(68, 2))
+    matrix = framing_transform(written - 1)
+    np.testing.assert_allclose(faces.keypoints[0], (written - 1) @ matrix[:, :2].T + matrix[:, 2] + CANVAS_MARGIN, atol=1e-3)
     flip = v2.Compose([MirrorWithSwap(p=1.0), v2.ToDtype(torch.float32, scale=True)])
-    _, points, _ = KeypointDataset(faces, flip)[0]
-    label, origin = faces.keypoints[0], faces.origins[0]
-    expected = label[list(FLIP_PERMUTATION)].copy()
-    expected[:, 0] = (CANVAS - 1) - (expected[:, 0] - origin) + origin
+    image, points, _ = KeypointDataset(faces, flip)[0]
+    np.testing.assert_allclose(image.numpy()[0], faces.canvases[0][:, ::-1] / 255, atol=1e-6)
+    expected = faces.keypoints[0][list(FLIP_PERMUTATION)].copy()
+    expected[:, 0] = (CANVAS - 1) - expected[:, 0]
     np.testing.assert_allclose(points.numpy(), expected, atol=1e-3)
 
 
@@ -203,6 +207,7 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mi
     the training faces' median error is zero (to float rounding), whatever it was. With --no-mirror it
     measures the answers on each crop alone, and the exported files run one pass a face."""
     from train.__main__ import main
+    from train.conventions import OFFSETS_FILE, load_offsets
     from train.data import split_by_group, ytf68_faces
     from train.engine import load_checkpoint, model_from_checkpoint, predict, stack_eval
 
@@ -212,7 +217,7 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mi
     out = tmp_path / "calibrated.pth"
     assert main(["calibrate", str(run / "checkpoint.pth"), "--ytf68", str(ytf68_small), "--val-fraction", "0.25",
                  "--output", str(out), *([] if mirror else ["--no-mirror"])]) == 0
-    faces = ytf68_faces(ytf68_small)
+    faces = ytf68_faces(ytf68_small, load_offsets(OFFSETS_FILE))  # as calibrate reads them by default
     train_rows, _ = split_by_group(faces.groups, 0.25, 0)
     images, targets = stack_eval(faces.subset(train_rows))
     before = model_from_checkpoint(load_checkpoint(run / "checkpoint.pth"))

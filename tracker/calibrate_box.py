@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 
 from kaggle_framing import CROP_SIZE, framing_transform, kaggle_from_ibug68
-from kaggle_framing.keypoints68 import read_keypoints68
+from kaggle_framing.keypoints68 import points68, read_keypoints68
 from tracker.haar_detector import HaarDetector
 
 
 def box_units(root: Path) -> tuple[np.ndarray, int]:
     """(found, 3) array of (centre x / w, centre y / h, side / w) of the true framing, and the face count."""
     table = read_keypoints68(root)
-    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    points = kaggle_from_ibug68(points68(table))
     detector = HaarDetector(max_side=640)
     rows = []
     for name, pts in zip(table["image"], points):

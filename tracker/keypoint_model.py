@@ -49,7 +49,7 @@ class KeypointModel:
         if not mirror or self.runtime.mirrors:
             return Answers(points, disagreement if mirror else None, presence)
         back = points[n:, list(FLIP_PERMUTATION)]
-        back[..., 0] = CROP_MIRROR_AXIS - back[..., 0]  # pixel i is the mirror's 95 - i, from the labels' origin
+        back[..., 0] = CROP_MIRROR_AXIS - back[..., 0]  # pixel i is the mirror's 95 - i
         plain = points[:n]
         return Answers((plain + back) / 2, np.linalg.norm(plain - back, axis=-1).mean(axis=-1),
                        (presence[:n] + presence[n:]) / 2)

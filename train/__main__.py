@@ -6,6 +6,7 @@ import sys
 
 from kaggle_framing.keypoints68 import DataError
 from kaggle_framing.weights_contract import WeightsError
+from train.conventions import OFFSETS_FILE
 from train.engine import TrainingError
 from train.teacher import TeacherError
 
@@ -27,6 +28,9 @@ def fraction(text: str) -> float:
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kaggle", metavar="CSV", help="Kaggle training.csv (30 keypoint columns with gaps + Image)")
     p.add_argument("--ytf68", metavar="DIR", help="folder with keypoints68.csv and images/ (iBUG 68 points)")
+    p.add_argument("--ytf68-offsets", default=str(OFFSETS_FILE), metavar="JSON",
+                   help="per-point offsets of the --ytf68 labels from human labels, taken out of them (default: the "
+                        "measured train/ytf68_offsets.json; none: the labels as they are)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of identities held out (default 0.15)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the identity split (default 0)")
 

@@ -23,10 +23,8 @@ class MirrorWithSwap(torch.nn.Module):
     def forward(self, image: torch.Tensor, points: tv_tensors.KeyPoints):
         if torch.rand(()) >= self.p:
             return image, points
-        image, points = v2.functional.horizontal_flip(image), v2.functional.horizontal_flip(points)
-        # Points past the 15 keypoints (helpers of the caller's) keep their places.
-        order = self.permutation + list(range(len(self.permutation), len(points)))
-        return image, tv_tensors.wrap(points[order], like=points)
+        image, points = v2.functional.horizontal_flip(image), v2.functional.horizontal_flip(points)  # x -> W - 1 - x
+        return image, tv_tensors.wrap(points[self.permutation], like=points)
 
 
 def train_transform(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from train.folders import cached_faces, read_exclusions, without
 from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
 from train.calibrate import calibrate  # noqa: F401 - commands by name
 from train.pseudolabel import pseudolabel, teacher_map  # noqa: F401 - commands by name
+from train.conventions import load_offsets
 from train.export import export_cascade, export_twin
 from train.engine import (
     TrainingError, evaluate_faces, fit as fit_loop, load_checkpoint, model_from_checkpoint, pick_device, predict,
@@ -27,7 +29,8 @@ from train.model import CascadeCNN
 
 def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
     """Train and validation faces of every source given; each source is split by identity."""
-    sources = [(args.ytf68, ytf68_faces), (args.kaggle, kaggle_faces)]
+    offsets = load_offsets(args.ytf68_offsets) if args.ytf68 and args.ytf68_offsets != "none" else None
+    sources = [(args.ytf68, partial(ytf68_faces, offsets=offsets)), (args.kaggle, kaggle_faces)]
     if not any(path for path, _ in sources):
         raise DataError("no data: give --ytf68 DIR and/or --kaggle training.csv")
     if not 0 <= args.val_fraction <= 1:

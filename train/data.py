@@ -18,9 +18,10 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from kaggle_framing import COLUMNS, CROP_SIZE, LABEL_ORIGIN, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, CROP_SIZE, NUM_KEYPOINTS, framing_transform, kaggle_from_ibug68
 from kaggle_framing.crop import warp_crop
-from kaggle_framing.keypoints68 import DataError, read_keypoints68
+from kaggle_framing.keypoints68 import DataError, points68, read_keypoints68
+from train.conventions import corrected
 
 CANVAS_MARGIN = 16
 CANVAS = CROP_SIZE + 2 * CANVAS_MARGIN
@@ -30,24 +31,19 @@ KAGGLE_PIXELS = CROP_SIZE * CROP_SIZE
 @dataclass
 class Faces:
     """Faces framed on canvases: `canvases` (N, CANVAS, CANVAS) uint8, `keypoints` (N, 15, 2) canvas
-    pixels with NaN where a label is missing, `groups` (N,) identity (or row) of each face, and
-    `weights` (N,) each face's weight in the loss (its source's weight; 1 by default) and `origins`
-    (N,) where the labels' pixel grid starts, in canvas pixels (`LABEL_ORIGIN` times the face's crop
-    scale for iBUG-convention labels, 0 for the Kaggle rows), which the mirror augmentation keeps."""
+    pixels (0-based pixel centres) with NaN where a label is missing, `groups` (N,) identity (or row)
+    of each face, and `weights` (N,) each face's weight in the loss (its source's weight; 1 by default)."""
 
     canvases: np.ndarray
     keypoints: np.ndarray
     groups: np.ndarray
     weights: np.ndarray | None = None
-    origins: np.ndarray | None = None
 
-    FIELDS = ("canvases", "keypoints", "groups", "weights", "origins")
+    FIELDS = ("canvases", "keypoints", "groups", "weights")
 
     def __post_init__(self) -> None:
         if self.weights is None:
             self.weights = np.ones(len(self.canvases), np.float32)
-        if self.origins is None:
-            self.origins = np.zeros(len(self.canvases), np.float32)
 
     def __len__(self) -> int:
         return len(self.canvases)
@@ -56,7 +52,7 @@ class Faces:
         return Faces(*(getattr(self, f)[index] for f in self.FIELDS))
 
     def weighted(self, weight: float) -> "Faces":
-        return Faces(self.canvases, self.keypoints, self.groups, np.full(len(self), weight, np.float32), self.origins)
+        return Faces(self.canvases, self.keypoints, self.groups, np.full(len(self), weight, np.float32))
 
     @staticmethod
     def concat(parts: list["Faces"]) -> "Faces":
@@ -145,41 +141,42 @@ def kaggle_faces(path: str | Path) -> Faces:
     return Faces(canvases, keypoints + m, np.array([f"kaggle:{i}" for i in ids]))
 
 
-def ytf68_faces(root: str | Path) -> Faces:
+def ytf68_faces(root: str | Path, offsets: np.ndarray | None = None) -> Faces:
     """Faces of a 68-point folder, mapped to the 15 Kaggle points and framed like the Kaggle data
-    (scale and shift onto the Kaggle mean shape, as `kaggle_framing.framing_transform`)."""
+    (scale and shift onto the Kaggle mean shape, as `kaggle_framing.framing_transform`); with
+    `offsets`, each point moved to the human labels' convention (`train.conventions`)."""
     root = Path(root)
     table = read_keypoints68(root)
-    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    points = kaggle_from_ibug68(points68(table))
+    if offsets is not None:
+        points = corrected(points, offsets)
     images = [root / "images" / name for name in table["image"]]
     return framed_faces(list(zip(images, points, table["identity"].astype(str))))
 
 
 def framed_faces(items: list[tuple[Path, np.ndarray, str]]) -> Faces:
     """Faces of (image path, 15 points in image pixels, identity) items, each framed on a canvas."""
-    canvases, keypoints, groups, origins = [], [], [], []
+    canvases, keypoints, groups = [], [], []
     for image, points, identity in items:
         gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise DataError(f"{image}: missing or not an image")
-        canvas, on_canvas, origin = frame_on_canvas(gray, points)
+        canvas, on_canvas = frame_on_canvas(gray, points)
         canvases.append(canvas)
         keypoints.append(on_canvas)
         groups.append(identity)
-        origins.append(origin)
     if not canvases:
         return Faces(np.zeros((0, CANVAS, CANVAS), np.uint8), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.array([], str))
-    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups), origins=np.array(origins, np.float32))
+    return Faces(np.stack(canvases), np.stack(keypoints), np.array(groups))
 
 
-def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """The face whose 15 points (image pixels, iBUG convention) are given, framed like the Kaggle
-    data on a canvas: (CANVAS, CANVAS) uint8, the points in canvas pixels and the labels' origin in
-    canvas pixels (LABEL_ORIGIN times the crop scale)."""
+def frame_on_canvas(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face whose 15 points (image pixels) are given, framed like the Kaggle data on a canvas:
+    (CANVAS, CANVAS) uint8 and the points in canvas pixels."""
     matrix = framing_transform(points)
     matrix[:, 2] += CANVAS_MARGIN
     on_canvas = (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
-    return warp_crop(gray, matrix, CANVAS), on_canvas, float(LABEL_ORIGIN * matrix[0, 0])
+    return warp_crop(gray, matrix, CANVAS), on_canvas
 
 
 def split_by_group(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -204,13 +201,6 @@ class KeypointDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         image = tv_tensors.Image(torch.from_numpy(self.faces.canvases[i])[None])
-        # The transforms (mirror above all) move true positions, so the labels' origin comes off
-        # first and goes back on after, scaled as the face was: two helper points carry the scale.
-        origin = float(self.faces.origins[i])
-        helpers = torch.tensor([[CANVAS / 2, CANVAS / 2], [CANVAS / 2 + 10, CANVAS / 2]])
-        true = torch.from_numpy(self.faces.keypoints[i]) - origin
-        points = tv_tensors.KeyPoints(torch.cat([true, helpers]), canvas_size=(CANVAS, CANVAS))
+        points = tv_tensors.KeyPoints(torch.from_numpy(self.faces.keypoints[i]), canvas_size=(CANVAS, CANVAS))
         image, points = self.transform(image, points)
-        points = points.as_subclass(torch.Tensor)
-        scale = torch.linalg.norm(points[-1] - points[-2]) / 10
-        return image.as_subclass(torch.Tensor), points[:-2] + origin * scale, float(self.faces.weights[i])
+        return image.as_subclass(torch.Tensor), points.as_subclass(torch.Tensor), float(self.faces.weights[i])

@@ -2,7 +2,8 @@
 exclusion list, and the on-disk cache that makes tens of thousands of faces cheap to reload.
 
 - 300-W / iBUG layout (HELEN, AFW, ...): `name.jpg` beside `name.pts` (68 lines `x y`, or the
-  `version: 1 / n_points: 68 / { ... }` form), at any depth. Points are mapped 68 -> 15 as ytf68's.
+  `version: 1 / n_points: 68 / { ... }` form, counted from 1), at any depth. Points are mapped 68 -> 15
+  as ytf68's.
 - Pseudo-labelled folder (written by `python -m train pseudolabel`): `keypoints15.csv` with
   `image` (path relative to the folder), `identity`, `confidence` and the 30 Kaggle columns in
   image pixels.
@@ -17,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from kaggle_framing import COLUMNS, NUM_KEYPOINTS, kaggle_from_ibug68
-from kaggle_framing.keypoints68 import read_label_table
+from kaggle_framing.keypoints68 import IBUG_ORIGIN, read_label_table
 from train.data import DataError, Faces, framed_faces
 
 PSEUDO_LABELS = "keypoints15.csv"
+CACHE_VERSION = 2
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _LFW_NAME = re.compile(r"^([A-Za-z].*)_\d{4}$")  # LFW files: First_Last_0001.jpg -> First_Last
 
@@ -47,7 +49,8 @@ def read_exclusions(path: str | Path | None) -> set[str]:
 
 
 def read_pts(path: Path) -> np.ndarray:
-    """(68, 2) points of a `.pts` file, with or without the `version/n_points/{}` wrapper."""
+    """(68, 2) points of a `.pts` file, with or without the `version/n_points/{}` wrapper, in 0-based
+    pixel centres (the file counts from 1: `IBUG_ORIGIN`)."""
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -62,7 +65,7 @@ def read_pts(path: Path) -> np.ndarray:
                 continue  # header lines such as "n_points: 68"
     if len(rows) != 68 or not np.isfinite(rows).all():
         raise DataError(f"{path}: expected 68 'x y' lines, found {len(rows)}")
-    return np.array(rows, np.float32)
+    return np.array(rows, np.float32) - np.float32(IBUG_ORIGIN)
 
 
 def pts_items(root: str | Path) -> list[tuple[Path, np.ndarray, str]]:
@@ -99,18 +102,19 @@ def cached_faces(kind: str, root: str | Path, cache_dir: str | Path | None) -> F
     if cache_dir is None:
         return framed_faces(items)
     label_file = Path(root) / PSEUDO_LABELS if kind == "pseudo" else None
-    stamp = f"{Path(root).resolve()}|{len(items)}|{items[0][0]}|{items[-1][0]}"
+    # CACHE_VERSION: caches of an earlier label convention (1-based points) are never read back.
+    stamp = f"{CACHE_VERSION}|{Path(root).resolve()}|{len(items)}|{items[0][0]}|{items[-1][0]}"
     if label_file is not None:
         stat = label_file.stat()
         stamp += f"|{stat.st_size}|{stat.st_mtime_ns}"
     cache = Path(cache_dir) / f"{kind}-{Path(root).name}-{hashlib.sha1(stamp.encode()).hexdigest()[:10]}.npz"
     if cache.exists():
         with np.load(cache) as saved:
-            return Faces(saved["canvases"], saved["keypoints"], saved["groups"], origins=saved["origins"])
+            return Faces(saved["canvases"], saved["keypoints"], saved["groups"])
     faces = framed_faces(items)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, canvases=faces.canvases, keypoints=faces.keypoints, groups=faces.groups, origins=faces.origins)
+    np.savez(tmp, canvases=faces.canvases, keypoints=faces.keypoints, groups=faces.groups)
     tmp.replace(cache)
     return faces
 

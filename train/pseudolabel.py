@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import COLUMNS, interocular, kaggle_from_ibug68
-from kaggle_framing.keypoints68 import DataError, read_keypoints68
+import cv2
+
+from kaggle_framing import COLUMNS, KEYPOINT_NAMES, apply_affine, interocular, kaggle_from_ibug68
+from kaggle_framing.keypoints68 import DataError, points68, read_keypoints68
+from train.conventions import OFFSETS_FILE, convention_offsets, save_offsets
 from train.data import split_by_group
-from train.folders import IMAGE_SUFFIXES, PSEUDO_LABELS, identity_of, read_exclusions
+from train.folders import IMAGE_SUFFIXES, PSEUDO_LABELS, identity_of, pts_items, read_exclusions
 from train.teacher import MAP_FILE, TeacherMap, label, run_teacher
 
 CHUNK = 2000  # images per teacher run: an interrupted labelling keeps every finished chunk
@@ -25,13 +28,21 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def teacher_map(args: argparse.Namespace) -> int:
-    root = Path(args.ytf68)
-    table = read_keypoints68(root)
-    truth = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
-    cache = Path(args.cache) / "ytf68_mesh.npz"
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    raw = run_teacher([root / "images" / n for n in table["image"]], cache)
-    train_rows, val_rows = split_by_group(table["identity"].astype(str).to_numpy(), args.val_fraction, args.split_seed)
+    """Fit the map on human-labelled faces (`--pts`, cropped one face each) or, without them, on
+    ytf68's training identities; score it on held-out people. With both, also measure where ytf68's
+    labels sit against the human-fitted map: the per-point offsets `fit --ytf68-offsets` takes out."""
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    ytf = _ytf68_teacher_faces(Path(args.ytf68), cache) if args.ytf68 else None
+    if args.pts:
+        human = _human_teacher_faces(args.pts, cache)
+        fit_on, scored_on = human, "human-labelled faces (" + ", ".join(args.pts) + ")"
+    elif ytf is not None:
+        fit_on, scored_on = ytf, f"ytf68 ({args.ytf68})"
+    else:
+        raise DataError("give --pts DIR (human labels) and/or --ytf68 DIR")
+    raw, truth, groups = fit_on
+    train_rows, val_rows = split_by_group(groups, args.val_fraction, args.split_seed)
     found = np.isfinite(raw["mesh"]).all(axis=(1, 2))
     fit_rows = train_rows[found[train_rows]]
     mapping = TeacherMap.fit(raw["mesh"][fit_rows], truth[fit_rows], alpha=args.alpha)
@@ -39,7 +50,7 @@ def teacher_map(args: argparse.Namespace) -> int:
     points, disagreement = label({k: v[val_rows] for k, v in raw.items()}, mapping)
     ok = np.isfinite(points).all(axis=(1, 2))
     scores = {"single": float(np.nanmean(nme(direct, truth[val_rows]))), "mirror-averaged": float(np.mean(nme(points[ok], truth[val_rows][ok])))}
-    print(f"fitted on {len(fit_rows)} faces of training identities; {ok.sum()} of {len(val_rows)} held-out faces found")
+    print(f"{scored_on}: fitted on {len(fit_rows)} faces of training identities; {ok.sum()} of {len(val_rows)} held-out faces found")
     for name, value in scores.items():
         print(f"held-out NME, {name}: {value:.4f}")
     kept = ok & (disagreement <= args.max_disagreement)
@@ -47,7 +58,54 @@ def teacher_map(args: argparse.Namespace) -> int:
     mapping.save(Path(args.output), heldout_nme=scores["mirror-averaged"], heldout_nme_single=scores["single"],
                  fitted_on=len(fit_rows))
     print(f"wrote {args.output}")
+    if args.pts and ytf is not None:
+        raw, truth, groups = ytf
+        rows, _ = split_by_group(groups, args.val_fraction, args.split_seed)  # ytf68's training people only
+        offsets = convention_offsets(truth[rows], label({k: v[rows] for k, v in raw.items()}, mapping)[0])
+        save_offsets(Path(args.offsets), offsets, f"median of ytf68 labels minus the teacher map fitted on {scored_on}, "
+                     f"over {len(rows)} faces of ytf68's training identities")
+        print("ytf68 labels minus human convention (crop px of the Kaggle framing): " + ", ".join(
+            f"{n} {x:+.2f},{y:+.2f}" for n, (x, y) in zip(KEYPOINT_NAMES, offsets)))
+        print(f"wrote {args.offsets}")
     return 0
+
+
+def _ytf68_teacher_faces(root: Path, cache: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The teacher's answers on ytf68's images, their labels (0-based) and identities."""
+    table = read_keypoints68(root)
+    raw = run_teacher([root / "images" / n for n in table["image"]], cache / "ytf68_mesh.npz")
+    return raw, kaggle_from_ibug68(points68(table)), table["identity"].astype(str).to_numpy()
+
+
+def _human_teacher_faces(roots: list[str], cache: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The teacher's answers on 300-W style faces, each cut out of its photo (the teacher answers for
+    one face an image, and photos hold several), their labels in the cut-outs and identities."""
+    items = [item for root in roots for item in pts_items(root)]
+    key = hashlib.sha1("|".join(f"{Path(p).resolve()}" for p, _, _ in items).encode()).hexdigest()[:10]
+    folder = cache / f"human-{key}"
+    folder.mkdir(exist_ok=True)
+    crops, truth = [], []
+    for i, (image, points, _) in enumerate(items):
+        matrix = face_cutout(points)
+        crop = folder / f"{i:05d}.png"
+        if not crop.exists():
+            cv2.imwrite(str(crop), cv2.warpAffine(cv2.imread(str(image)), matrix, (CUTOUT, CUTOUT), flags=cv2.INTER_AREA,
+                                                  borderMode=cv2.BORDER_REPLICATE))
+        crops.append(crop)
+        truth.append(apply_affine(matrix, points))
+    raw = run_teacher(crops, cache / f"human-{key}_mesh.npz")
+    return raw, np.stack(truth).astype(np.float32), np.array([who for _, _, who in items])
+
+
+CUTOUT = 384  # side of a face's cut-out for the teacher (px): the face's 15 points span about a third
+
+
+def face_cutout(points: np.ndarray) -> np.ndarray:
+    """2x3 scale-and-shift from a photo to a CUTOUT-pixel square centred on the face of these 15 points."""
+    low, high = np.nanmin(points, axis=0), np.nanmax(points, axis=0)
+    scale = CUTOUT / (3 * float(max(high - low)))
+    centre = (low + high) / 2
+    return np.array([[scale, 0, (CUTOUT - 1) / 2 - scale * centre[0]], [0, scale, (CUTOUT - 1) / 2 - scale * centre[1]]], np.float32)
 
 
 def images_under(root: Path) -> list[Path]:
@@ -113,7 +171,11 @@ def pseudolabel(args: argparse.Namespace) -> int:
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("teacher-map", help="fit and score the teacher's map from MediaPipe's 478 points to ours")
-    p.add_argument("--ytf68", required=True, metavar="DIR")
+    p.add_argument("--pts", action="append", default=[], metavar="DIR",
+                   help="fit on these human-labelled 300-W style folders (repeatable; the shipped map's way)")
+    p.add_argument("--ytf68", metavar="DIR",
+                   help="fit on ytf68's training people (without --pts); with --pts, measure its labels' offsets")
+    p.add_argument("--offsets", default=str(OFFSETS_FILE), help="where the ytf68 offsets go (with --pts and --ytf68)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of identities held out (default 0.15, as fit)")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=1e-3, help="ridge penalty (per face)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import FLIP_PERMUTATION, LABEL_ORIGIN, NUM_KEYPOINTS, apply_affine, fit_similarity, interocular, invert_affine
+from kaggle_framing import FLIP_PERMUTATION, NUM_KEYPOINTS, apply_affine, fit_similarity, interocular, invert_affine
 
 MAP_FILE = Path(__file__).with_name("teacher_map.npz")
 TEACHER_SCRIPT = Path(__file__).with_name("teacher_mesh.py")
@@ -115,9 +115,9 @@ class TeacherMap:
 
 def mirrored_back(points: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """15 points found on mirrored images -> the same points on the images (left <-> right, and
-    x -> w - 1 - x + 2 * LABEL_ORIGIN: the map answers in the labels' convention, see kaggle_framing)."""
+    x -> w - 1 - x: pixel centres counted from 0)."""
     out = points[:, list(FLIP_PERMUTATION)].copy()
-    out[..., 0] = (widths[:, None] - 1 + 2 * LABEL_ORIGIN) - out[..., 0]
+    out[..., 0] = (widths[:, None] - 1) - out[..., 0]
     return out
 
 
