@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_framing import interocular, kaggle_from_ibug68
+from kaggle_framing import MEAN_SHAPE, apply_affine, fit_similarity, interocular, kaggle_from_ibug68
 
 Labelled = list[tuple[Path, np.ndarray]]  # images and their (15, 2) labelled points
 
@@ -63,20 +63,38 @@ def score(errors: np.ndarray, found: int, total: int, limit: float = 0.10) -> di
     }
 
 
-def image_errors(images: Labelled, locate) -> np.ndarray:
-    """NME per image; NaN where `locate(image) -> list of (15, 2) point sets` found no face on it."""
-    return np.array([nme_of_best(locate(cv2.imread(str(path))), truth) for path, truth in images])
+def best_match(candidates: list[np.ndarray], gt: np.ndarray) -> np.ndarray | None:
+    """The found face meant by the (15, 2) label `gt`: the one whose points lie nearest it. None when
+    nothing was found, or only another face (centre further than the eye-corner distance)."""
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda p: np.linalg.norm(p.mean(axis=0) - gt.mean(axis=0)))
+    return best if np.linalg.norm(best.mean(axis=0) - gt.mean(axis=0)) <= interocular(gt) else None
 
 
 def nme_of_best(candidates: list[np.ndarray], gt: np.ndarray) -> float:
-    """NME of the found face meant by the (15, 2) label `gt`: the one whose points lie nearest it.
-    NaN when nothing was found, or only another face (centre further than the eye-corner distance)."""
-    if not candidates:
-        return float("nan")
-    best = min(candidates, key=lambda p: np.linalg.norm(p.mean(axis=0) - gt.mean(axis=0)))
-    if np.linalg.norm(best.mean(axis=0) - gt.mean(axis=0)) > interocular(gt):
-        return float("nan")
-    return float(np.linalg.norm(best - gt, axis=-1).mean() / interocular(gt))
+    """NME of the found face meant by `gt`; NaN when `best_match` finds none."""
+    best = best_match(candidates, gt)
+    return float("nan") if best is None else float(np.linalg.norm(best - gt, axis=-1).mean() / interocular(gt))
+
+
+def offsets(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Systematic error of (found, truth) point pairs: each face's error turned upright and scaled to
+    the eye-corner distance (similarity of the truth onto the mean shape), averaged per point over the
+    faces. `point_offset`: mean length of those 15 mean errors (0 for a system whose errors are only
+    noise); `offset_x`, `offset_y`: their mean (the whole face shifted); `nme_unbiased`: the NME left
+    with each point's mean error taken out."""
+    if not pairs:
+        return {"point_offset": float("nan"), "offset_x": float("nan"), "offset_y": float("nan"), "nme_unbiased": float("nan")}
+    unit = float(interocular(MEAN_SHAPE))
+    errors = []
+    for found, truth in pairs:
+        matrix = fit_similarity(truth, MEAN_SHAPE)
+        errors.append((apply_affine(matrix, found) - apply_affine(matrix, truth)) / unit)
+    errors = np.stack(errors)  # (N, 15, 2) in eye-corner distances
+    mean = errors.mean(axis=0)
+    return {"point_offset": float(np.linalg.norm(mean, axis=-1).mean()), "offset_x": float(mean[:, 0].mean()),
+            "offset_y": float(mean[:, 1].mean()), "nme_unbiased": float(np.linalg.norm(errors - mean, axis=-1).mean())}
 
 
 def main() -> None:
@@ -95,10 +113,13 @@ def main() -> None:
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
     tracker = Tracker(args.weights, "cpu", detector=image_detector())
-    errors = image_errors(images, lambda image: [f.points for f in tracker.process_image(image)])
-    s = score(errors, int(np.isfinite(errors).sum()), len(images))
+    found = [best_match([f.points for f in tracker.process_image(cv2.imread(str(path)))], truth) for path, truth in images]
+    pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
+    errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])
+    s = score(errors, len(pairs), len(images)) | offsets(pairs)
     print(f"{s['images']} images: found {s['found']:.1%}, NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, "
-          f"failures {s['failure']:.1%}, AUC@0.10 {s['auc']:.3f}")
+          f"failures {s['failure']:.1%}, AUC@0.10 {s['auc']:.3f}; mean point offset {s['point_offset']:.4f}, "
+          f"global offset x {s['offset_x']:+.2%} y {s['offset_y']:+.2%}, NME without the point offsets {s['nme_unbiased']:.4f}")
 
 
 if __name__ == "__main__":

@@ -135,10 +135,11 @@ def test_quick_run_writes_the_page_and_plots_without_peers(tmp_path: Path):
     for plot in re.findall(r"\]\((benchmark_plots/\w+\.png)\)", text):
         assert (tmp_path / plot).stat().st_size > 0
     assert text.count("not installed (run `python -m benchmarks --setup-peers`)") == 3  # dlib and MediaPipe twice
-    accuracy, helen = re.findall(r"\| ours \(CPU\) \| (\d+) \| ([\d.]+)% \| ([\d.]+) \|", text)
+    helen, accuracy = re.findall(r"\| ours \(CPU\) \| (\d+) \| ([\d.]+)% \| ([\d.]+) \|", text)  # human labels first
     assert int(accuracy[0]) > 0 and 0 <= float(accuracy[2]) < 1
     assert int(helen[0]) == 2 and 0 <= float(helen[2]) < 1  # the two images of the --helen folder
-    assert "## Accuracy on HELEN's test set" in text and (tmp_path / "benchmark_plots" / "ced_helen.png").exists()
+    assert "point offset | global offset x / y | NME, offsets out |" in text
+    assert text.index("## Accuracy on HELEN's test set") < text.index("## Accuracy\n") and (tmp_path / "benchmark_plots" / "ced_helen.png").exists()
     fps = re.search(r"\| ours \(CPU\) \| ([\d.]+) \| (\d+) \|\n", text)  # median, and the one run (quick)
     assert fps and float(fps.group(1)) > 0 and abs(float(fps.group(1)) - int(fps.group(2))) <= 0.5
     assert re.search(r"\| ours \(CPU, unsmoothed\) \| \d+% \| [\d.]+ \|", text)
@@ -170,3 +171,17 @@ def test_speed_takes_turns_and_reports_each_systems_median(monkeypatch, tmp_path
     assert results.fps_runs["Fast"] == [100.0, 25.0, 50.0] and results.fps["Fast"] == 50.0
     assert results.fps["Slow"] == 2.0 and "Broken" not in results.fps
     assert "Broken (speed)" in results.notes
+
+
+def test_offsets_tell_a_shifted_system_from_a_noisy_one():
+    """`offsets`: a system whose every point sits 2% of the eye distance right has that global offset
+    and point offset, and nothing left once the offsets are out; pure noise has ~no offset."""
+    from benchmarks.accuracy import offsets
+
+    rng = np.random.default_rng(0)
+    truths = [MEAN_SHAPE * s + rng.uniform(0, 300, 2) for s in rng.uniform(1, 4, 50)]
+    shifted = offsets([(t + [0.02 * interocular(t), 0], t) for t in truths])
+    assert abs(shifted["offset_x"] - 0.02) < 1e-4 and abs(shifted["offset_y"]) < 1e-4
+    assert abs(shifted["point_offset"] - 0.02) < 1e-4 and shifted["nme_unbiased"] < 1e-4
+    noisy = offsets([(t + rng.normal(0, 0.03 * interocular(t), t.shape), t) for t in truths])
+    assert noisy["point_offset"] < 0.012 and noisy["nme_unbiased"] > 0.03
