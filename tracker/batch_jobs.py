@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tracker.atomic import commit, partial
+
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .m2ts .ogv".split())
 WRITABLE_EXTENSIONS = frozenset(".mp4 .avi .mkv .mov".split())  # an annotated copy keeps these; others get .mp4
 STATUSES = ("done", "skipped", "failed", "interrupted", "not run")
@@ -61,12 +63,6 @@ class Result:
         row = asdict(self)
         del row["fatal"], row["warnings"]
         return row
-
-
-def partial(path: Path) -> Path:
-    """Where `path` is written until it is complete: hidden, beside it, with its suffix (the video
-    writer picks its codec by the suffix)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def find_videos(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
@@ -152,13 +148,6 @@ def _watched(frames: Iterable, stop: Callable[[], bool], on_frames: Callable[[in
             told, last = count, time.monotonic()
     if on_frames:
         on_frames(count - told)
-
-
-def commit(temporary: Path, final: Path) -> None:
-    """Make `final` the complete file `temporary`: on disk first, then renamed in one step."""
-    with temporary.open("rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(temporary, final)
 
 
 def settle(job: Job, result: Result) -> None:
