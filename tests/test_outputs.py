@@ -42,10 +42,22 @@ def test_csv_rows_are_whole_and_quoted(tmp_path):
     sink.write("a, b.mp4", 7, [face, face])
     sink.write("plain.mp4", 8, [])  # a frame without faces has no rows
     sink.close()
-    table = pd.read_csv(path)
+    assert not path.exists() and sink.temporary == tmp_path / ".out.partial.csv"  # the run renames it
+    table = pd.read_csv(sink.temporary)
     assert list(table.columns) == CSV_HEADER and len(table) == 2
     assert table["source"].tolist() == ["a, b.mp4"] * 2 and table["frame"].tolist() == [7, 7]
     np.testing.assert_allclose(table.iloc[0, 7:].to_numpy(float), points.reshape(-1), atol=0.005)
+
+
+def test_csv_header_on_standard_output_waits_for_the_run_to_start(capsys):
+    sink = CsvSink("-", [])
+    sink.close()  # a run that failed before starting: not even the header
+    assert capsys.readouterr().out == ""
+    sink = CsvSink("-", [])
+    sink.start()
+    sink.start()
+    sink.close()
+    assert capsys.readouterr().out == ",".join(CSV_HEADER) + "\n"
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")

@@ -20,3 +20,15 @@ def commit(temporary: Path, final: Path) -> None:
     with temporary.open("rb+") as f:
         os.fsync(f.fileno())
     os.replace(temporary, final)
+
+
+def kept(path: Path) -> Path:
+    """Where a run that failed midway keeps what it wrote of `path`: visible, beside it, under a name
+    that says it is incomplete (`out.csv` -> `out.partial.csv`)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def temporary(path: Path) -> Path | None:
+    """Where to write `path` until it is complete: `partial(path)`, or None (in place) where `path` is
+    an existing file that is not a regular one (/dev/null, a FIFO): renaming over it would replace it."""
+    return None if path.exists() and not path.is_file() else partial(path)

@@ -190,10 +190,11 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
             source = VideoSource(job.video, name=name, prepare=prepare, gray=job.output is None)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            # Each sink writes to partial(its path); settle() renames them into place or removes them.
             if job.csv:
-                csv_sink = CsvSink(partial(job.csv), [job.video])
+                csv_sink = CsvSink(job.csv, [job.video])
             if job.output:
-                video_sink = VideoSink(partial(job.output), source.fps, source.size, [job.video])
+                video_sink = VideoSink(job.output, source.fps, source.size, [job.video])
             counts = annotate(args, _watched(source, stop, on_frames), tracker, csv_sink, video_sink)
         result.frames, result.faces = counts.frames, counts.faces
         if counts.interrupted:
