@@ -196,6 +196,21 @@ def test_folder_of_odd_images(odd_images, tmp_path):
     assert not (out / "f_notes.txt").exists() and not (out / "f_notes.png").exists()
 
 
+def test_photo_folder_frames_count_the_images_processed(tmp_path):
+    """The `frame` column of a folder of images numbers the images read, not the files skipped."""
+    require(WEIGHTS)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a_notes.txt").write_text("not an image\n")
+    for name in ("b.jpg", "c.jpg"):
+        (photos / name).write_bytes(require(OBAMAS).read_bytes())
+    run = run_tracker("--image", photos, "--csv", tmp_path / "faces.csv", "--no-display")
+    assert run.rc == 0, run.stderr
+    assert processed_frames(run.stderr) == 2
+    frames = {(Path(r.split(",")[0]).name, int(r.split(",")[1])) for r in csv_rows(tmp_path / "faces.csv")}
+    assert frames == {("b.jpg", 0), ("c.jpg", 1)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Tracker CLI: weights
 

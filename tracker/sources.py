@@ -384,7 +384,8 @@ class ImageSource:
         self.fps = 0.0
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.files):
+        index = 0  # images read: a skipped file takes no frame number
+        for path in self.files:
             t = time.perf_counter()
             image, complaint = self._first if self._first is not None else read_image(path)
             if image is None:
@@ -394,6 +395,7 @@ class ImageSource:
                 warn(f"{path}: damaged ({complaint}); used what decodes")
             decode_ms = self._first_ms if self._first is not None else (time.perf_counter() - t) * 1000
             yield Frame(image, index, 0.0, str(path), decode_ms)
+            index += 1
 
     def close(self) -> None:
         pass
