@@ -66,7 +66,7 @@ class Counts:
 def settle(sinks: list, done: bool) -> list[Path]:
     """The sinks' temporary files (their writers closed): `done`, renamed into place; else, where any
     frame was written, kept under their partial names (returned); else removed."""
-    files = [(sink.temporary, sink.path) for sink in sinks if getattr(sink, "temporary", None) is not None]
+    files = [(sink.temporary, sink.path) for sink in sinks if sink.temporary is not None]
     files = [(temporary, path) for temporary, path in files if temporary.exists()]
     if done:
         for temporary, path in files:
