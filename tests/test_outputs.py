@@ -38,14 +38,30 @@ def test_csv_rows_are_whole_and_quoted(tmp_path):
     path = tmp_path / "out.csv"
     sink = CsvSink(path, [])
     points = np.arange(30, dtype=np.float32).reshape(15, 2) / 3
-    face = Face(4, np.array([1, 2, 30, 30], np.float32), points, points)
-    sink.write("a, b.mp4", 7, [face, face])
-    sink.write("plain.mp4", 8, [])  # a frame without faces has no rows
+    face = Face(4, np.array([1, 2, 30, 30], np.float32), points, points, 0.98765)
+    unscored = Face(5, np.array([1, 2, 30, 30], np.float32), points, points)  # weights without a presence score
+    sink.write("a, b.mp4", 7, 0.28, [face, unscored])
+    sink.write("plain.mp4", 8, 0.32, [])  # a frame without faces has no rows
+    sink.write("photo.jpg", 0, None, [face])  # a photo has no time
     sink.close()
-    table = pd.read_csv(path)
-    assert list(table.columns) == CSV_HEADER and len(table) == 2
-    assert table["source"].tolist() == ["a, b.mp4"] * 2 and table["frame"].tolist() == [7, 7]
-    np.testing.assert_allclose(table.iloc[0, 7:].to_numpy(float), points.reshape(-1), atol=0.005)
+    assert not path.exists() and sink.temporary == tmp_path / ".out.partial.csv"  # the run renames it
+    table = pd.read_csv(sink.temporary, keep_default_na=False)
+    assert list(table.columns) == CSV_HEADER and len(table) == 3
+    assert table["source"].tolist() == ["a, b.mp4"] * 2 + ["photo.jpg"] and table["frame"].tolist() == [7, 7, 0]
+    np.testing.assert_allclose(table.iloc[0, 7:37].to_numpy(float), points.reshape(-1), atol=0.005)
+    lines = sink.temporary.read_text().splitlines()
+    assert [line.rsplit(",", 2)[1:] for line in lines[1:]] == [["0.280", "0.988"], ["0.280", ""], ["", "0.988"]]
+
+
+def test_csv_header_on_standard_output_waits_for_the_run_to_start(capsys):
+    sink = CsvSink("-", [])
+    sink.close()  # a run that failed before starting: not even the header
+    assert capsys.readouterr().out == ""
+    sink = CsvSink("-", [])
+    sink.start()
+    sink.start()
+    sink.close()
+    assert capsys.readouterr().out == ",".join(CSV_HEADER) + "\n"
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")

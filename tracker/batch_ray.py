@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tracker.batch_jobs import Job, Result, annotate_file, partial, settle
+from tracker.atomic import partial
+from tracker.batch_jobs import Job, Result, annotate_file, settle
 
 RAY_VERSION = "2.60.0"  # the version this was tested with (README)
 

@@ -1,9 +1,11 @@
 """Where results go: the keypoints CSV, the annotated video, annotated images.
 
-Every writer is opened (and so checked) before the first frame is processed, and leaves a complete
-file when closed early (Ctrl-C, SIGTERM, a failing input): CSV rows are written a frame at a time and
-flushed on close (and every FLUSH_EVERY seconds, for whoever reads them live), and the video
-container is finalised on close.
+Every writer is opened (and so checked) after the inputs, weights and device, and before the first
+frame is processed. A file is written under a hidden temporary name beside its final one
+(tracker/atomic.py; `sink.temporary`), and the run renames it into place when it ends, normally or
+by Ctrl-C / SIGTERM: a run that fails leaves every existing file as it was. Closed early, a writer
+still leaves a complete file: CSV rows are written a frame at a time and flushed on close (and every
+FLUSH_EVERY seconds), and the video container is finalised on close.
 """
 from __future__ import annotations
 
@@ -22,13 +24,17 @@ import cv2
 import numpy as np
 
 from kaggle_framing import COLUMNS
-from tracker.sources import warn
+from tracker.atomic import partial, temporary
+from tracker.sources import frame_count, warn
 from tracker.tracker import Face
 
-CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]
+# `time`: seconds into the video (the camera's since the run started; empty for photos); `score`: the
+# face's presence score (empty where the weights have none).
+CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 STDOUT = "-"  # `--csv -`: the CSV on standard output, every message on standard error
-# Seconds between flushes of the CSV: a reader following it live sees each frame's rows this soon. (A
-# flush per frame was a system call per frame: ~2% of a 640x480 clip's run.)
+# Seconds between flushes of the CSV: a reader following it live (`--csv -`, or the temporary file)
+# sees each frame's rows this soon. (A flush per frame was a system call per frame: ~2% of a 640x480
+# clip's run.)
 FLUSH_EVERY = 0.1
 # The containers OpenCV's FFmpeg backend writes with codecs every build has (others, .webm or .gif,
 # fail after a screenful of FFmpeg log), and the codec used in each.
@@ -54,7 +60,7 @@ def check_output_name(path: Path, video: bool) -> None:
 
 
 class OutputError(RuntimeError):
-    """An output that cannot be written; raised before any work is done."""
+    """An output that cannot be written: raised before any work is done, or when a write fails."""
 
 
 def refuse_input(path: Path, inputs: list[Path]) -> None:
@@ -75,23 +81,40 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
 
 
 class CsvSink:
-    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns, one row per face per frame."""
+    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns + `time,score`, one row per face per frame."""
 
     def __init__(self, path: str | Path, inputs: list[Path]) -> None:
         self.path = Path(path)
-        if str(path) == STDOUT:
-            self.file = sys.stdout
-        else:
-            check_writable(self.path, inputs)
-            try:
-                self.file = self.path.open("w", newline="")
-            except OSError as e:
-                raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
-        with self._writing():
-            self.file.write(",".join(CSV_HEADER) + "\n")
-            self.file.flush()
+        self.temporary: Path | None = None  # where the rows go until the run ends (None: in place)
+        self.written = 0  # frames handed to `write`
+        self.started = False
         self.flushed = time.monotonic()
         self._quoted: dict[str, str] = {}  # source name -> its CSV field (quoted where it must be)
+        if str(path) == STDOUT:
+            self.file = sys.stdout
+            return  # the header waits for `start`: a run that fails before prints nothing
+        check_writable(self.path, inputs)
+        self.temporary = temporary(self.path)
+        try:
+            self.file = (self.temporary or self.path).open("w", newline="")
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
+        try:
+            self.start()
+        except OutputError:
+            with contextlib.suppress(OSError):  # (a full disk: the flush on closing fails again)
+                self.file.close()
+            if self.temporary is not None:
+                self.temporary.unlink(missing_ok=True)
+            raise
+
+    def start(self) -> None:
+        """Write the header (once): into a file at once, on standard output once the run starts."""
+        if not self.started:
+            self.started = True
+            with self._writing():
+                self.file.write(",".join(CSV_HEADER) + "\n")
+                self.file.flush()
 
     def _field(self, source: str) -> str:
         if source not in self._quoted:
@@ -100,13 +123,18 @@ class CsvSink:
             self._quoted[source] = text.getvalue()
         return self._quoted[source]
 
-    def write(self, source: str, frame: int, faces: list[Face]) -> None:
+    def write(self, source: str, frame: int, seconds: float | None, faces: list[Face]) -> None:
+        """The rows of one frame; `seconds`: its time (None for a photo)."""
+        self.start()
+        self.written += 1
         if not faces:
             return
         head = f"{self._field(source)},{frame},"
+        when = "" if seconds is None else f"{seconds:.3f}"
         # .tolist(): formatting Python floats is several times faster than numpy scalars, same text
         rows = [head + ",".join([str(f.track_id), *map("{:.1f}".format, f.box.tolist()),
-                                 *map("{:.2f}".format, f.points.reshape(-1).tolist())]) + "\n" for f in faces]
+                                 *map("{:.2f}".format, f.points.reshape(-1).tolist()),
+                                 when, "" if f.score is None else f"{f.score:.3f}"]) + "\n" for f in faces]
         # The frame's rows go out in one write: a Ctrl-C (raised between Python operations) never
         # leaves half a row behind, and close() flushes what is buffered.
         with self._writing():
@@ -121,9 +149,14 @@ class CsvSink:
                 self.file.flush()
             except BrokenPipeError:  # `--csv - | head`: the reader has gone
                 drop_stdout()
-        else:
+        elif not self.file.closed:
             with self._writing():
-                self.file.close()
+                try:
+                    self.file.flush()
+                    if self.temporary is not None:  # on disk before the run renames it into place
+                        os.fsync(self.file.fileno())
+                finally:
+                    self.file.close()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -193,19 +226,38 @@ class VideoSink:
         self.path = Path(path)
         check_output_name(self.path, video=True)
         check_writable(self.path, inputs)
+        self.temporary = partial(self.path)
         self.size = size
+        self.written = 0
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[self.path.suffix.lower()])
-        self.writer = cv2.VideoWriter(str(self.path), fourcc, fps, size)
+        # A failed write (a full disk) is OpenCV's warning line a frame ("FFmpeg: Failed to write
+        # frame") and nothing else: kept off the terminal, and found by `close` in the file itself.
+        self._log_level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self.writer: cv2.VideoWriter | None = cv2.VideoWriter(str(self.temporary), fourcc, fps, size)
         if not self.writer.isOpened():
+            self.close()
+            self.temporary.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: OpenCV cannot open a video writer there")
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
         self.writer.write(image)
+        self.written += 1
 
     def close(self) -> None:
+        """Finalise the video and check it holds the frames written: OpenCV's writer reports no
+        failure, but a container whose writes failed does not open or counts fewer frames (one
+        less tolerated, for a count estimated from the duration)."""
+        if self.writer is None:
+            return
         self.writer.release()
+        self.writer = None
+        try:
+            if self.written and frame_count(self.temporary) < self.written - 1:
+                raise OutputError(f"{self.path}: cannot write the video (its frames did not reach the disk: is it full?)")
+        finally:
+            cv2.utils.logging.setLogLevel(self._log_level)
 
 
 class ImageSink:
@@ -215,6 +267,8 @@ class ImageSink:
 
     def __init__(self, path: str | Path, root: Path | None, inputs: list[Path]) -> None:
         self.path, self.root = Path(path), root
+        self.temporary: Path | None = None  # one image: where it is written until the run ends
+        self.written = 0
         if root is not None:
             refuse_input(self.path, inputs)
             try:
@@ -227,17 +281,26 @@ class ImageSink:
             check_writable(self.path, inputs)
 
     def write(self, source: str, image: np.ndarray) -> None:
+        self.written += 1
         target = self.path / Path(source).relative_to(self.root) if self.root is not None else self.path
         if not writes_images(target):
             target = target.with_name(target.name + ".png")
+        # Under a temporary name first: a folder's images are renamed into place one by one, the
+        # single image by the run as it ends.
+        written_to = partial(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            written = cv2.imwrite(str(target), image)
+            written = cv2.imwrite(str(written_to), image)
             reason = "OpenCV could not write it"
+            if written and self.root is not None:
+                os.replace(written_to, target)
         except (OSError, cv2.error) as e:
             written, reason = False, getattr(e, "strerror", None) or str(e).strip().splitlines()[-1][:120]
         if not written:
+            written_to.unlink(missing_ok=True)
             warn(f"{target}: not written ({reason})")
+        elif self.root is None:
+            self.temporary = written_to
 
     def close(self) -> None:
         pass

@@ -44,7 +44,9 @@ class Frame:
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    # One write, newline included: print's separate write of the newline let a warning from the
+    # outputs' thread and one from the tracker's share a line.
+    print(f"warning: {message}\n", end="", file=sys.stderr, flush=True)
 
 
 def _check_file(path: Path, what: str) -> None:
@@ -370,22 +372,30 @@ class ImageSource:
             )
             if not self.files:
                 raise InputError(f"{self.path}: the folder has no files")
+            self._first: tuple[np.ndarray | None, str] | None = None
         else:
             self.files = [self.path]
+            # One image is read now: unreadable, it fails the run before any output is opened.
+            t = time.perf_counter()
+            self._first = read_image(self.path)
+            self._first_ms = (time.perf_counter() - t) * 1000
+            if self._first[0] is None:
+                raise InputError(f"{self.path}: not a readable image")
         self.fps = 0.0
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.files):
+        index = 0  # images read: a skipped file takes no frame number
+        for path in self.files:
             t = time.perf_counter()
-            image, complaint = read_image(path)
+            image, complaint = self._first if self._first is not None else read_image(path)
             if image is None:
-                if len(self.files) == 1:
-                    raise InputError(f"{path}: not a readable image")
                 warn(f"{path}: skipped (not a readable image)")
                 continue
             if complaint:
                 warn(f"{path}: damaged ({complaint}); used what decodes")
-            yield Frame(image, index, 0.0, str(path), (time.perf_counter() - t) * 1000)
+            decode_ms = self._first_ms if self._first is not None else (time.perf_counter() - t) * 1000
+            yield Frame(image, index, 0.0, str(path), decode_ms)
+            index += 1
 
     def close(self) -> None:
         pass

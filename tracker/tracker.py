@@ -109,12 +109,14 @@ MIN_PRESENCE = 0.5
 @dataclass
 class Face:
     """One tracked face in one frame: `points` (15, 2) frame pixels (smoothed unless smoothing is
-    off), `raw_points` straight from the model, `box` (x, y, w, h) in the detector's framing."""
+    off), `raw_points` straight from the model, `box` (x, y, w, h) in the detector's framing, `score`
+    the model's presence score for its crop (0-1; None where the weights have no presence output)."""
 
     track_id: int
     box: np.ndarray
     points: np.ndarray
     raw_points: np.ndarray
+    score: float | None = None
 
 
 @dataclass
@@ -532,7 +534,8 @@ class Tracker:
             track.points = p
             track.age += 1
             shown = track.smoother(p, timestamp, float(interocular(p))) if self.smooth else p
-            faces.append(Face(track.track_id, boxes[i], shown.astype(np.float32), p.astype(np.float32)))
+            score = float(presence[i]) if self.model.has_presence else None
+            faces.append(Face(track.track_id, boxes[i], shown.astype(np.float32), p.astype(np.float32), score))
         self.tracks = kept
         self._timed("smooth", t)
         return faces
@@ -556,5 +559,7 @@ class Tracker:
         found = self._find(gray, boxes, self.refine_passes + 1)
         presence = self._predict(gray, [f.framing for f in found])[3] if self.model.has_presence else np.ones(len(found))
         # Haar fires on textures too: the shape check, and the presence score where the weights have one.
-        found = [f for f, score in zip(found, presence) if looks_like_face(f.crop_points) and score >= MIN_PRESENCE]
-        return [Face(i, f.box, f.points, f.points) for i, f in enumerate(self._largest(found, self.max_faces))]
+        scores = {id(f): float(score) for f, score in zip(found, presence)}
+        found = [f for f in found if looks_like_face(f.crop_points) and scores[id(f)] >= MIN_PRESENCE]
+        return [Face(i, f.box, f.points, f.points, scores[id(f)] if self.model.has_presence else None)
+                for i, f in enumerate(self._largest(found, self.max_faces))]

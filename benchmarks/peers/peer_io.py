@@ -18,7 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for kaggle_framing
 from kaggle_framing import COLUMNS  # noqa: E402
 
-CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS]  # as tracker/outputs.py writes it
+# As tracker/outputs.py writes it (`score` left empty: a peer has no presence score).
+CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -65,10 +66,12 @@ def frames(args: argparse.Namespace) -> Iterator[Frame]:
         return
     path = Path(args.image)
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
-    for index, file in enumerate(files):
+    index = 0  # images read, as run_tracker.py counts them
+    for file in files:
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if image is not None:
             yield Frame(str(file), index, image, None)
+            index += 1
 
 
 def run(args: argparse.Namespace, locate: Locate) -> int:
@@ -85,8 +88,9 @@ def run(args: argparse.Namespace, locate: Locate) -> int:
         detections += len(faces)
         if writer:
             for face_id, (box, points) in enumerate(faces):
+                when = "" if frame.timestamp is None else f"{frame.timestamp:.3f}"
                 writer.writerow([frame.source, frame.index, face_id, *(f"{v:.1f}" for v in box),
-                                 *(f"{v:.2f}" for v in np.asarray(points).reshape(-1))])
+                                 *(f"{v:.2f}" for v in np.asarray(points).reshape(-1)), when, ""])
     if out:
         out.close()
     print(f"{count} frames, {detections} face detections ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
