@@ -1,10 +1,13 @@
 """`pip install .` gives a working project: the `tracker` and `train` packages, the shared contract
 module, the shipped weights as package data and the `facial-keypoints` command, usable from any
-folder. Installed into a fresh venv that sees this interpreter's packages (--system-site-packages),
-without dependencies or build isolation (--no-deps --no-build-isolation): offline and ~10 s."""
+folder. Installed into a fresh venv that sees this environment's packages (a .pth file naming its
+site-packages: --system-site-packages would show the base interpreter's instead, where this one is
+itself a venv), without dependencies or build isolation (--no-deps --no-build-isolation, so built with
+this environment's setuptools, which requirements-dev.txt makes >= 70.1): offline and ~15 s."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -22,19 +25,26 @@ OBAMAS = ROOT.parent / "shared" / "data" / "photos" / "obamas.jpg"
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The venv's bin folder, after `pip install` of a copy of the repository (pip builds in the
-    source folder: the copy keeps build/ and *.egg-info out of the checkout)."""
-    pytest.importorskip("setuptools")
+    """The venv's bin folder, after `pip install` of a copy of the repository (a copy, so that a
+    build leaving files in its source folder would be seen, not left in the checkout)."""
+    if not any(importlib.util.find_spec(name) for name in ("setuptools.command.bdist_wheel", "wheel")):
+        pytest.skip("setuptools < 70.1 without `wheel` cannot build a wheel: pip install -r requirements-dev.txt")
     base = tmp_path_factory.mktemp("install")
     source = base / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", ".venvs", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "samples", "benchmark_plots", "docs"))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    venv_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    (Path(venv_site) / "this_environment.pth").write_text("\n".join(ours) + "\n")  # after the venv's own
     proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    left = [p.name for p in source.iterdir() if p.name == "build" or p.name.endswith(".egg-info")]
+    assert not left, f"pip install . left {left} in the source folder"
     return venv / "bin"
 
 
