@@ -32,7 +32,7 @@ def installed(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("install")
     source = base / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venvs", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "samples", "benchmark_plots", "docs"))
+        ".git", ".venv*", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "samples", "benchmark_plots", "docs"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

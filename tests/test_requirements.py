@@ -5,6 +5,7 @@ lines, and every package the code imports is declared in one of them."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -65,12 +66,32 @@ def test_pyproject_extras_are_the_requirement_files():
     assert "torch" not in declared("requirements.txt") and "torch" in declared("requirements-train.txt")
 
 
+def test_ci_runs_the_readme_test_command():
+    """.ci/run is the README's "Test it" command without the venv it makes: the same install, the same pytest."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"## Test it\n\n```bash\n(.*?)\n```", readme, re.S).group(1)
+    steps = [step.strip() for step in command.split("&&")]
+    assert steps[0].startswith("python3 -m venv ") and len(steps) == 3
+    venv_python = steps[1].split()[0]
+    assert steps[1:] == [f"{venv_python} -m pip install -r requirements-dev.txt", f"{venv_python} -m pytest -q tests"]
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci == "pip install -q -r requirements-dev.txt && python -m pytest -q tests"
+
+
+def project_sources() -> list[Path]:
+    """The project's .py files: not those of venvs (.venv/, .venvs/), runs or data in the checkout."""
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [s for s in subfolders if not s.startswith(".") and s not in ("build", "runs", "data", "__pycache__")]
+        found += [Path(folder) / f for f in files if f.endswith(".py")]
+    return found
+
+
 def test_every_imported_package_is_declared():
-    local = {p.stem for p in ROOT.rglob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
+    sources = project_sources()
+    local = {p.stem for p in sources} | {p.name for p in ROOT.iterdir() if p.is_dir()}
     imported: dict[str, set[str]] = {}
-    for path in ROOT.rglob("*.py"):
-        if any(part.startswith(".") or part in ("build", "runs", "data") for part in path.relative_to(ROOT).parts):
-            continue
+    for path in sources:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
