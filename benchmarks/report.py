@@ -199,8 +199,7 @@ def helen_lines(results: Results, plots: Path) -> list[str]:
 def speed_lines(results: Results, plots: Path) -> list[str]:
     lines = ["## Speed", "",
              f"A {SPEED_SIZE[0]}x{SPEED_SIZE[1]} clip (`{SPEED_SOURCE}` of the shared data, resized and looped to "
-             f"{results.speed_frames} frames) through each system's command line, CSV written, no display "
-             "(with no picture to draw, ours decodes the video's luma plane alone). "
+             f"{results.speed_frames} frames) through each system's command line, CSV written, no display. "
              "FPS = frames / wall time of the whole process, startup (imports, model loading) included. "
              "The systems take turns; each one's median run is its FPS (all runs listed: this machine is "
              "shared, and one command's speed varies run to run); the ratio that counts is between "

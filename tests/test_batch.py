@@ -120,7 +120,6 @@ def test_folder_run_outputs_equal_single_file_runs(folder_run, videos, tmp_path)
     assert "Traceback" not in run.stderr, run.stderr
     assert run.rc == 1, run.stderr  # a video failed
     single = tmp_path / "b.csv"
-    # With an annotated video too, as in the folder run (without one, frames are decoded to gray alone).
     assert run_tracker("--video", videos / "sub" / "b.mp4", "--csv", single, "--output", tmp_path / "b.mp4",
                        "--no-display").rc == 0
     # b comes third: its worker's tracker had another video before (reset between videos).

@@ -110,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if args.camera is not None:
             source = CameraSource(args.camera)
         elif args.video:
-            # With no picture shown or written, the tracker's gray is all a frame needs to be.
-            source = VideoSource(args.video, prepare=prepare, gray=not (show or args.output))
+            source = VideoSource(args.video, prepare=prepare)
         else:
             source = ImageSource(args.image, skip=Path(args.output) if args.output else None)
         # The outputs last: inputs, weights and device are good, so no file is touched for nothing.

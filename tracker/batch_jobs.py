@@ -187,7 +187,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     try:
         with contextlib.redirect_stderr(messages):
             tracker = _tracker(args)
-            source = VideoSource(job.video, name=name, prepare=prepare, gray=job.output is None)
+            source = VideoSource(job.video, name=name, prepare=prepare)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
             # Each sink writes to partial(its path); settle() renames them into place or removes them.

@@ -21,7 +21,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from kaggle_framing.crop import to_gray
 
 # FFmpeg logs each damaged packet to the terminal ("partial file", "moov atom not found"); a damaged
 # video gets one line of ours instead. Read when OpenCV first opens a video (and inherited by a batch's
@@ -61,44 +60,6 @@ def _check_file(path: Path, what: str) -> None:
 # Decoded frames a video may hold ready (4 to 32 of them): while the tracker waits on a detector pass
 # (~20 ms at a new scene) the decoder runs ahead instead of idling after a few frames; 640x480: 32.
 PREFETCH_BYTES = 48 * 2**20
-
-
-def luma_to_gray(luma: np.ndarray, gain: tuple[float, float]) -> np.ndarray:
-    """`gain` = (slope, offset) applied to 8-bit luma, rounded and clipped to 0-255. (cv2.addWeighted:
-    vectorised, 0.05 ms a 640x480 frame; a cv2.LUT of the same table took 0.1-0.15 ms.)"""
-    return cv2.addWeighted(luma, gain[0], luma, 0.0, gain[1])
-
-
-def _open_luma(path: Path, gray: np.ndarray) -> tuple[Any, tuple[float, float], np.ndarray] | None:
-    """`path` opened again to decode only its luma plane, with the gain that maps luma to the gray of
-    a BGR decoding (`gray`: its first frame's; see `luma_to_gray`) and the first frame so mapped; None
-    where this video or this OpenCV build does not give luma that way.
-
-    Skipping the colour conversion saves 0.2-0.5 ms of the decoder's CPU a 640x480 frame (MPEG-4,
-    H.264), a tenth of a whole run's work on 2 cores. OpenCV hands back the decoder's first plane as
-    it is ("unsupported picture format ... treated as 8UC1", logged every frame): luma for 8-bit YUV,
-    something else for other formats. So the gain is fitted on the first frame, luma against `gray`
-    (limited-range video: slope 255/219; full range: 1; plus the little chroma the BGR route leaks
-    into gray), and used only where the fit is close.
-    """
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # before the first read: OpenCV makes its converter then
-    level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    ok, luma = capture.read()
-    cv2.utils.logging.setLogLevel(level)
-    if ok and luma.shape == gray.shape and luma.dtype == np.uint8:
-        unclipped = (gray > 0) & (gray < 255)
-        y, g = luma[unclipped].astype(np.float32), gray[unclipped].astype(np.float32)
-        if len(y) > 0.5 * gray.size and y.std() > 10:  # enough of a picture to fit
-            # Least squares in closed form (np.polyfit took 35 ms on a 640x480 frame).
-            dy = y - y.mean()
-            slope = float(np.dot(dy, g - g.mean()) / np.dot(dy, dy))
-            offset = float(g.mean() - slope * y.mean())
-            mapped = luma_to_gray(luma, (slope, offset))
-            if 0.95 <= slope <= 1.2 and cv2.norm(mapped, gray, cv2.NORM_L1) / gray.size < 2:
-                return capture, (slope, offset), mapped
-    capture.release()
-    return None
 
 
 def _header_frames(capture: cv2.VideoCapture) -> int:
@@ -154,15 +115,14 @@ class VideoSource:
     `prefetch`: frames decoded ahead (default: as many as PREFETCH_BYTES hold, 4 to 32).
     `name` is what frames say they came from (default: the path); `prepare(image)`, where given, runs
     on the decoder's thread too, into `Frame.prepared` (tracker.tracker.prepare: the gray frame and
-    its thumbnail, off the tracker's core). `gray`: frames in 8-bit gray, decoded from the luma plane
-    alone where the video allows (see `_open_luma`), for a run that shows and writes no pictures.
+    its thumbnail, off the tracker's core). Frames are always BGR, whatever the run writes: the
+    tracker's gray is made from them the same way in every run, so its points are too.
     """
 
     def __init__(self, path: str | Path, prefetch: int | None = None, name: str | None = None,
-                 prepare: Callable[[np.ndarray], Any] | None = None, gray: bool = False) -> None:
+                 prepare: Callable[[np.ndarray], Any] | None = None) -> None:
         self.path = Path(path)
         self.prepare = prepare
-        self.gray = gray
         self.name = name or str(self.path)
         _check_file(self.path, "video file")
         if self.path.is_dir():
@@ -172,16 +132,6 @@ class VideoSource:
         if not ok:
             self.capture.release()
             raise InputError(f"{self.path}: not a readable video (no frame decodes)")
-        self.luma_gain: tuple[float, float] | None = None  # where decoding luma alone: its map to gray
-        self._log_level: int | None = None
-        if gray:
-            first = to_gray(first)
-            luma = _open_luma(self.path, first)
-            if luma is not None:
-                self.capture.release()
-                self.capture, self.luma_gain, first = luma
-                # OpenCV warns of the "unsupported" format on every frame; errors still show.
-                self._log_level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if np.isfinite(fps) and 1 <= fps <= 1000 else 30.0
         self.size = (first.shape[1], first.shape[0])
@@ -203,10 +153,6 @@ class VideoSource:
                     ok, frame = self.capture.read()
                     if not ok:
                         break
-                    if self.luma_gain is not None:
-                        frame = luma_to_gray(frame, self.luma_gain)
-                    elif self.gray:
-                        frame = to_gray(frame)
                 prepared = self.prepare(frame) if self.prepare is not None else None
                 item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, prepared)
                 if not self._queue.put(item, self._stop):
@@ -232,8 +178,6 @@ class VideoSource:
         self._stop.set()
         self._thread.join(timeout=2)
         self.capture.release()
-        if self._log_level is not None:
-            cv2.utils.logging.setLogLevel(self._log_level)
 
 
 def read_frames(path: str | Path, count: int) -> tuple[list[np.ndarray], float]:
