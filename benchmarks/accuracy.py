@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
     args = ap.parse_args()
     from tracker.app import image_detector
-    from tracker.tracker import Tracker
+    from tracker import Tracker
     from kaggle_framing.keypoints68 import DataError
 
     try:

@@ -196,7 +196,7 @@ def _overlap(shape: tuple[int, int], x: int, y: int):
 
 def face_boxes(points: np.ndarray) -> np.ndarray:
     """(..., 4) x, y, w, h: the Kaggle-framing square of each (15, 2) point set (NaN where NaN)."""
-    from tracker.tracker import box_from_framing
+    from tracker.tracking import box_from_framing
 
     flat = points.reshape(-1, len(KEYPOINT_NAMES), 2)
     boxes = np.full((len(flat), 4), np.nan)
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", nargs="+", default=list(EVENTS), choices=EVENTS)
     ap.add_argument("--save", type=Path, help="also write each clip as DIR/<event>.mp4")
     args = ap.parse_args(argv)
-    from tracker.tracker import Tracker
+    from tracker import Tracker
 
     tracker = Tracker(args.weights, "cpu")
     scores = []

@@ -16,7 +16,7 @@ import cv2
 
 from tracker.drawing import draw_faces
 from tracker.sources import read_frames
-from tracker.tracker import Tracker
+from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "samples" / "talking_face.mp4"

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from tracker.tracker import Tracker
+    from tracker import Tracker
 
     tracker = Tracker(args.weights, args.device)
     print(f"soak: {video} ({len(clip)} frames {clip[0].shape[1]}x{clip[0].shape[0]} in memory, looped), "

@@ -11,7 +11,7 @@ from kaggle_framing import (
     CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_from_box, framing_transform, invert_affine,
 )
 from kaggle_framing.crop import warp_crop
-from tracker.tracker import box_from_framing
+from tracker.tracking import box_from_framing
 
 # Keypoints far enough apart in the crop (>= 19 px) to measure each dot's centre on its own.
 SPREAD = [KEYPOINT_NAMES.index(n) for n in (

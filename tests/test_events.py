@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.events import BARS, EVENTS, Rows, appearances, compose, score, track_clip
 from tests.cli_helpers import require
-from tracker.tracker import Tracker
+from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 YTF68 = ROOT.parent / "shared" / "data" / "ytf68"

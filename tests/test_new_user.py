@@ -154,7 +154,7 @@ def test_folder_search_leaves_out_the_output_folder(tmp_path):
 
 def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
     from tracker.app import image_detector
-    from tracker.tracker import Tracker
+    from tracker import Tracker
 
     beatles = require(BEATLES)
     tracker = Tracker(str(require(WEIGHTS)), "cpu", detector=image_detector())
@@ -178,7 +178,7 @@ def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
 
 
 def test_max_faces_on_video_follows_the_larger_face():
-    from tracker.tracker import Tracker
+    from tracker import Tracker
 
     frame = photo()  # the left face is the larger (186 px against 174)
     tracker = Tracker(str(WEIGHTS), "cpu", max_faces=1)

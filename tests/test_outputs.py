@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tracker.outputs import CSV_HEADER, CsvSink, OutputThread
-from tracker.tracker import Face
+from tracker.pipeline import Face
 
 
 def test_output_thread_runs_calls_in_order_off_the_callers_thread():

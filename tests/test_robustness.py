@@ -639,7 +639,7 @@ def fuzz_frames(face: np.ndarray, photo: np.ndarray, count: int, seed: int = 0):
 def test_fuzz_frames_through_the_tracker():
     from tracker.app import image_detector
     from tracker.haar_detector import HaarDetector
-    from tracker.tracker import Tracker
+    from tracker import Tracker
 
     photo = cv2.imread(str(require(OBAMAS)))
     weights = str(require(WEIGHTS))

@@ -20,8 +20,10 @@ from tracker.haar_detector import DetectorError, HaarDetector
 from tracker.atomic import commit, kept
 from tracker.outputs import (STDOUT, CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name,
                              check_writable, drop_stdout)
-from tracker.sources import CameraSource, Frame, ImageSource, InputError, VideoSource, warn
-from tracker.tracker import Tracker, prepare
+from tracker.messages import warn
+from tracker.pipeline import Frame
+from tracker.sources import CameraSource, ImageSource, InputError, VideoSource
+from tracker.tracking import Tracker, prepare
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
 WINDOW = "facial keypoints (q or Esc quits)"

@@ -174,7 +174,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     from tracker.haar_detector import DetectorError
     from tracker.outputs import CsvSink, OutputError, VideoSink
     from tracker.sources import InputError, VideoSource
-    from tracker.tracker import prepare
+    from tracker.tracking import prepare
     from kaggle_framing.weights_contract import WeightsError
 
     start = time.perf_counter()

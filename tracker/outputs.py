@@ -25,8 +25,9 @@ import numpy as np
 
 from kaggle_framing import COLUMNS
 from tracker.atomic import partial, temporary
-from tracker.sources import frame_count, warn
-from tracker.tracker import Face
+from tracker.messages import warn
+from tracker.pipeline import Face
+from tracker.sources import frame_count
 
 # `time`: seconds into the video (the camera's since the run started; empty for photos); `score`: the
 # face's presence score (empty where the weights have none).

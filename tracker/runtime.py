@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from kaggle_framing.weights_contract import WeightsError, check_is_file, file_sha256, twin_path
-from tracker.sources import warn
+from tracker.messages import warn
 
 
 class Runtime(Protocol):

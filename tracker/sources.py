@@ -14,12 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from tracker.messages import warn
+from tracker.pipeline import Frame
 
 
 # FFmpeg logs each damaged packet to the terminal ("partial file", "moov atom not found"); a damaged
@@ -30,22 +32,6 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 class InputError(RuntimeError):
     """An input that cannot be used at all; the message names it and says what to do."""
-
-
-@dataclass
-class Frame:
-    image: np.ndarray
-    index: int
-    timestamp: float  # seconds
-    source: str  # the file it came from (the camera index for a camera)
-    decode_ms: float = 0.0
-    prepared: Any = None  # what the source's `prepare` made of the image on its own thread, if it has one
-
-
-def warn(message: str) -> None:
-    # One write, newline included: print's separate write of the newline let a warning from the
-    # outputs' thread and one from the tracker's share a line.
-    print(f"warning: {message}\n", end="", file=sys.stderr, flush=True)
 
 
 def _check_file(path: Path, what: str) -> None:
@@ -114,7 +100,7 @@ class VideoSource:
     A damaged or truncated file ends at the last frame that decodes, with a warning (`cut_short`).
     `prefetch`: frames decoded ahead (default: as many as PREFETCH_BYTES hold, 4 to 32).
     `name` is what frames say they came from (default: the path); `prepare(image)`, where given, runs
-    on the decoder's thread too, into `Frame.prepared` (tracker.tracker.prepare: the gray frame and
+    on the decoder's thread too, into `Frame.prepared` (tracker.tracking.prepare: the gray frame and
     its thumbnail, off the tracker's core). Frames are always BGR, whatever the run writes: the
     tracker's gray is made from them the same way in every run, so its points are too.
     """

@@ -40,6 +40,7 @@ from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
+from tracker.pipeline import Face
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
 from tracker.scene_watch import SceneWatch, Thumbnail, thumbnail
 
@@ -104,19 +105,6 @@ MEAN_CENTRE = MEAN_SHAPE.mean(axis=0)
 FAST_MOTION = 8.0
 # A crop whose presence score (weights that have one) is under this holds no face: its track ends.
 MIN_PRESENCE = 0.5
-
-
-@dataclass
-class Face:
-    """One tracked face in one frame: `points` (15, 2) frame pixels (smoothed unless smoothing is
-    off), `raw_points` straight from the model, `box` (x, y, w, h) in the detector's framing, `score`
-    the model's presence score for its crop (0-1; None where the weights have no presence output)."""
-
-    track_id: int
-    box: np.ndarray
-    points: np.ndarray
-    raw_points: np.ndarray
-    score: float | None = None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from kaggle_framing.crop import to_gray, warp_crop
 from tracker.haar_detector import HaarDetector
 from tracker.scene_watch import SceneWatch, thumbnail
 from tracker.sources import read_frames
-from tracker.tracker import Tracker, box_from_framing, looks_like_face
+from tracker.tracking import Tracker, box_from_framing, looks_like_face
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
