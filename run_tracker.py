@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
     src.add_argument("--video", metavar="PATH", help="a video file, or a folder: every video under it (by extension, "
-                     "at any depth), --csv and --output then being folders; resumable, see tracker/batch.py")
+                     "at any depth), --csv and --output then being folders; resumable, see tracker/app/batch.py")
     src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images (subfolders included)")
     ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
                     "(for a folder of images: the same subfolders and names)")
@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     # (~0.2 s of CPU over a 2400-frame run, taken from the decoder and the model), for 15x2 matrices.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.batch:
-        from tracker.batch import run as run_folder  # loads torch in the workers only
+        from tracker.app.batch import run as run_folder  # loads torch in the workers only
 
         return run_folder(args)
     try:
-        from tracker.app import run  # torch and OpenCV load after the arguments are known to be good
+        from tracker.app.run import run  # torch and OpenCV load after the arguments are known to be good
     except ImportError as e:
         print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
         return 2

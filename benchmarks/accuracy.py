@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="score every image, not only the held-out identities")
     ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
     args = ap.parse_args()
-    from tracker.app import image_detector
+    from tracker.haar_detector import HaarDetector
     from tracker import Tracker
     from kaggle_framing.keypoints68 import DataError
 
@@ -112,7 +112,7 @@ def main() -> None:
         images = pts_images(args.pts) if args.pts else ytf68_images(Path(args.root), heldout_only=not args.all)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
-    tracker = Tracker(args.weights, "cpu", detector=image_detector())
+    tracker = Tracker(args.weights, "cpu", detector=HaarDetector.for_images())
     found = [best_match([f.points for f in tracker.process_image(cv2.imread(str(path)))], truth) for path, truth in images]
     pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
     errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])

@@ -45,8 +45,8 @@ def time_run(videos: Path, out: Path, workers: int) -> tuple[float, float, int]:
 def cores_busy(video: Path) -> float:
     """CPU time of all the tracker's threads over its main thread's, on one video: the cores one
     worker keeps busy when its main thread (model, crops, smoothing) never waits."""
-    from tracker.app import annotate, build_tracker
-    from tracker.sources import VideoSource
+    from tracker.app.run import annotate, build_tracker
+    from tracker.app.sources import VideoSource
 
     args = argparse.Namespace(image=None, camera=None, weights=str(ROOT / "weights" / "cascade.pt"), device="cpu",
                                no_smooth=False, max_faces=10, profile=False)

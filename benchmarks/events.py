@@ -196,13 +196,13 @@ def _overlap(shape: tuple[int, int], x: int, y: int):
 
 def face_boxes(points: np.ndarray) -> np.ndarray:
     """(..., 4) x, y, w, h: the Kaggle-framing square of each (15, 2) point set (NaN where NaN)."""
-    from tracker.tracking import box_from_framing
+    from tracker.haar_detector import HaarDetector
 
     flat = points.reshape(-1, len(KEYPOINT_NAMES), 2)
     boxes = np.full((len(flat), 4), np.nan)
     for i, p in enumerate(flat):
         if np.isfinite(p).all():
-            boxes[i] = box_from_framing(framing_transform(p))
+            boxes[i] = HaarDetector.box_from_framing(framing_transform(p))
     return boxes.reshape(points.shape[:-2] + (4,))
 
 

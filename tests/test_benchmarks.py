@@ -17,9 +17,9 @@ from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
 from benchmarks.report import helen_lines
 from benchmarks.systems import Results, face_track, mediapipe, profile_stages, read_faces
 from kaggle_framing import COLUMNS, MEAN_SHAPE, interocular
-from tracker.outputs import CSV_HEADER
+from tracker.app.outputs import CSV_HEADER
 
-from tests.cli_helpers import ROOT, headless_env, require
+from tests.helpers import ROOT, headless_env, require
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -185,3 +185,9 @@ def test_offsets_tell_a_shifted_system_from_a_noisy_one():
     assert abs(shifted["point_offset"] - 0.02) < 1e-4 and shifted["nme_unbiased"] < 1e-4
     noisy = offsets([(t + rng.normal(0, 0.03 * interocular(t), t.shape), t) for t in truths])
     assert noisy["point_offset"] < 0.012 and noisy["nme_unbiased"] > 0.03
+
+
+def test_the_teacher_runs_in_the_mediapipe_peers_venv():
+    from train.teacher import TEACHER_VENV
+
+    assert PEERS["mediapipe"].python() == TEACHER_VENV / "bin" / "python"

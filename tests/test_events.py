@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.events import BARS, EVENTS, Rows, appearances, compose, score, track_clip
-from tests.cli_helpers import require
+from tests.helpers import require
 from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import headless_env, require
+from tests.helpers import headless_env, require
 
 pytestmark = pytest.mark.install
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.cli_helpers import error_line, headless_env, require, run_tracker
+from tests.helpers import error_line, headless_env, require, run_tracker
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def photo() -> np.ndarray:
 def test_read_image_turns_any_image_as_opencv_shows_it(tmp_path, kind, orientation):
     """read_image keeps depth and alpha, and turns the pixels exactly as OpenCV's own EXIF handling
     (which plain imread applies, but only to 8-bit colour without alpha)."""
-    from tracker.sources import read_image
+    from tracker.app.sources import read_image
 
     image = cv2.resize(photo(), (60, 40))
     if kind == "8-bit jpg":
@@ -143,7 +143,7 @@ def test_folder_with_subfolders_a_jfif_and_an_unwritable_copy(tmp_path):
 
 def test_folder_search_leaves_out_the_output_folder(tmp_path):
     """`--image photos --output photos/annotated`: a second run does not annotate the first's copies."""
-    from tracker.sources import ImageSource
+    from tracker.app.sources import ImageSource
 
     for name in ("a.png", "sub/b.png", "annotated/a.png", "annotated/sub/b.png", ".git/c.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -153,11 +153,11 @@ def test_folder_search_leaves_out_the_output_folder(tmp_path):
 
 
 def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
-    from tracker.app import image_detector
+    from tracker.haar_detector import HaarDetector
     from tracker import Tracker
 
     beatles = require(BEATLES)
-    tracker = Tracker(str(require(WEIGHTS)), "cpu", detector=image_detector())
+    tracker = Tracker(str(require(WEIGHTS)), "cpu", detector=HaarDetector.for_images())
     try:
         widths = sorted((float(f.box[2]) for f in tracker.process_image(cv2.imread(str(beatles)))), reverse=True)
     finally:
@@ -249,8 +249,8 @@ def test_video_to_a_container_opencv_cannot_write(tmp_path, name):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".AVI", ".mkv", ".mov"])
 def test_every_named_container_is_written(tmp_path, suffix):
-    from tracker.atomic import commit
-    from tracker.outputs import VideoSink
+    from tracker.app.atomic import commit
+    from tracker.app.outputs import VideoSink
 
     frames = [np.full((120, 160, 3), 40 * i, np.uint8) for i in range(5)]
     target = tmp_path / f"out{suffix}"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracker.outputs import CSV_HEADER, CsvSink, OutputThread
+from tracker.app.outputs import CSV_HEADER, CsvSink, OutputThread
 from tracker.pipeline import Face
 
 
@@ -66,7 +66,7 @@ def test_csv_header_on_standard_output_waits_for_the_run_to_start(capsys):
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_csv_on_a_full_disk_is_one_error_line():
-    from tests.cli_helpers import ROOT, error_line, require, run_tracker
+    from tests.helpers import ROOT, error_line, require, run_tracker
 
     clip = require(ROOT / "samples" / "talking_face.mp4")
     run = run_tracker("--video", clip, "--csv", "/dev/full", "--no-display")

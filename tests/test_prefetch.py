@@ -1,10 +1,10 @@
-"""The frames' hand-over between a video's decoder thread and the tracker (tracker.sources._Prefetch)."""
+"""The frames' hand-over between a video's decoder thread and the tracker (tracker.app.sources._Prefetch)."""
 from __future__ import annotations
 
 import threading
 import time
 
-from tracker.sources import _Prefetch
+from tracker.app.sources import _Prefetch
 
 
 def test_prefetch_keeps_order_and_bounds_across_threads():

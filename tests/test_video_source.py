@@ -1,9 +1,9 @@
-"""Video frames (tracker.sources.VideoSource): the tracker sees the same frames whatever the run writes."""
+"""Video frames (tracker.app.sources.VideoSource): the tracker sees the same frames whatever the run writes."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli_helpers import require, run_tracker, write_clip
+from tests.helpers import require, run_tracker, write_clip
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "talking_face.mp4"
 

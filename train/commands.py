@@ -75,7 +75,7 @@ def mined_negatives(roots: list[str], cache: str, seed: int) -> Faces | None:
     """No-face crops mined from 300-W folders (train.negatives), kept in the cache."""
     if not roots:
         return None
-    from tracker.app import image_detector
+    from tracker.haar_detector import HaarDetector
     from train.negatives import negatives_from_folders
 
     key = "|".join(str(Path(r).resolve()) for r in roots) + f"|{seed}"
@@ -84,7 +84,7 @@ def mined_negatives(roots: list[str], cache: str, seed: int) -> Faces | None:
         with np.load(path) as saved:
             canvases = saved["canvases"]
     else:
-        canvases = negatives_from_folders(roots, seed=seed, detector=image_detector()).canvases
+        canvases = negatives_from_folders(roots, seed=seed, detector=HaarDetector.for_images()).canvases
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, canvases=canvases)
     n = len(canvases)

@@ -1,4 +1,4 @@
-"""`--ray [ADDRESS]`: a folder run (tracker/batch.py) as Ray tasks, on a cluster or a local Ray.
+"""`--ray [ADDRESS]`: a folder run (tracker/app/batch.py) as Ray tasks, on a cluster or a local Ray.
 
 Each task gets one video's bytes (and the weights file's and its twins', once per machine) and returns its outputs' bytes,
 which the driver writes as a local run would: the workers need no shared file system, and the
@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tracker.atomic import partial
-from tracker.batch_jobs import Job, Result, annotate_file, settle
+from tracker.app.atomic import partial
+from tracker.app.batch_jobs import Job, Result, annotate_file, settle
 
 RAY_VERSION = "2.60.0"  # the version this was tested with (README)
 
@@ -66,7 +66,7 @@ def require_ray() -> None:
 
 def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int], None],
             on_result: Callable[[Result], None]) -> None:
-    """As `tracker.batch.run_local`, on Ray (`args.ray`: an address, or "local"); progress comes
+    """As `tracker.app.batch.run_local`, on Ray (`args.ray`: an address, or "local"); progress comes
     per video."""
     require_ray()
     import ray

@@ -1,6 +1,6 @@
 """Calibrate the Haar box -> Kaggle framing mapping (`kaggle_framing.BOX_CENTER`, `BOX_SCALE`).
 
-    python -m tracker.calibrate_box [../shared/data/ytf68]
+    python -m train.calibrate_box [../shared/data/ytf68]
 
 For every labelled face the detector finds, the Kaggle crop fitted to its true points is expressed
 in units of the box (centre offset / box size, crop side / box width); the medians are the mapping,

@@ -2,10 +2,10 @@
 
 Every video under DIR (by extension, at any depth) gets `CSV_DIR/<its path under DIR>.csv` and an
 annotated copy at the same path under VIDEO_DIR, through the single-file path with one Tracker per
-worker process (tracker/batch_jobs.py); `--ray` runs the same jobs as Ray tasks (tracker/batch_ray.py).
+worker process (tracker/app/batch_jobs.py); `--ray` runs the same jobs as Ray tasks (tracker/app/batch_ray.py).
 
 Resumable: a video whose outputs are all in place is skipped. A final name only ever holds a complete
-output (written aside and renamed once complete, see tracker/batch_jobs.py), so "in place" means
+output (written aside and renamed once complete, see tracker/app/batch_jobs.py), so "in place" means
 "complete"; an output older than its video is redone. Ctrl-C (or SIGTERM) stops every worker within a
 frame: the videos finished are kept, the others leave nothing, and the next run does the rest. A
 video that fails (not a video, truncated, unreadable) is named with its reason and the job goes on; its
@@ -32,9 +32,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from tracker.atomic import commit, partial
-from tracker.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, plan
-from tracker.batch_ray import RayError, require_ray, run_ray
+from tracker.app.atomic import commit, partial
+from tracker.app.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, plan
+from tracker.app.batch_ray import RayError, require_ray, run_ray
 
 REPORT = "report.json"
 # Which of the videos in flight crashed the process is not known: such a failure is retried next run.
@@ -199,7 +199,7 @@ def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Resul
     Returns why the job stopped early ("interrupted", or the error that no video can get past)."""
     from tqdm import tqdm
 
-    from tracker.sources import frame_count
+    from tracker.app.sources import frame_count
 
     expected = {job.relative: frame_count(job.video) for job in todo}
     todo = sorted(todo, key=lambda job: -expected[job.relative])  # longest first: none left alone at the end

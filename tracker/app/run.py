@@ -15,14 +15,15 @@ import cv2
 import numpy as np
 
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
-from tracker.drawing import displayable, draw_faces
-from tracker.haar_detector import DetectorError, HaarDetector
-from tracker.atomic import commit, kept
-from tracker.outputs import (STDOUT, CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name,
+from tracker.app.drawing import displayable, draw_faces
+from tracker.detector import DetectorError
+from tracker.haar_detector import HaarDetector
+from tracker.app.atomic import commit, kept
+from tracker.app.outputs import (STDOUT, CsvSink, ImageSink, OutputError, OutputThread, VideoSink, check_output_name,
                              check_writable, drop_stdout)
 from tracker.messages import warn
 from tracker.pipeline import Frame
-from tracker.sources import CameraSource, ImageSource, InputError, VideoSource
+from tracker.app.sources import CameraSource, ImageSource, InputError, VideoSource
 from tracker.tracking import Tracker, prepare
 
 STAGES = ("decode", "detect", "crop", "model", "smooth", "draw", "write")
@@ -39,18 +40,13 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Stop()
 
 
-def image_detector() -> HaarDetector:
-    """Still images: time is no object, so a finer, more permissive detection than for video."""
-    return HaarDetector(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2))
-
-
 def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def build_tracker(args: argparse.Namespace) -> Tracker:
-    """The Tracker the command line asks for (one per process: `tracker/batch.py` builds its own)."""
-    detector = image_detector() if args.image else HaarDetector()
+    """The Tracker the command line asks for (one per process: `tracker/app/batch.py` builds its own)."""
+    detector = HaarDetector.for_images() if args.image else HaarDetector()
     return Tracker(args.weights or DEFAULT_WEIGHTS, args.device, smooth=not args.no_smooth, max_faces=args.max_faces,
                    detector=detector, live=args.camera is not None)
 

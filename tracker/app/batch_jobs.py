@@ -1,5 +1,5 @@
-"""The unit of work of a folder run (tracker/batch.py): which videos, where their outputs go, and
-one video annotated through the single-file path (`tracker.app.annotate`) into outputs that are
+"""The unit of work of a folder run (tracker/app/batch.py): which videos, where their outputs go, and
+one video annotated through the single-file path (`tracker.app.run.annotate`) into outputs that are
 complete or absent.
 
 Complete or absent: a video's outputs are written under hidden temporary names beside the final
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tracker.atomic import commit, partial
+from tracker.app.atomic import commit, partial
 
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .m2ts .ogv".split())
 WRITABLE_EXTENSIONS = frozenset(".mp4 .avi .mkv .mov".split())  # an annotated copy keeps these; others get .mp4
@@ -123,7 +123,7 @@ _trackers: dict[tuple, object] = {}  # one Tracker per process, built for its fi
 
 
 def _tracker(args: argparse.Namespace):
-    from tracker.app import build_tracker
+    from tracker.app.run import build_tracker
 
     key = (args.weights, args.device, args.no_smooth, args.max_faces)
     if key not in _trackers:
@@ -135,7 +135,7 @@ def _tracker(args: argparse.Namespace):
 
 def _watched(frames: Iterable, stop: Callable[[], bool], on_frames: Callable[[int], None] | None) -> Iterator:
     """`frames`, ended early (as by Ctrl-C) once `stop()`; `on_frames(n)` now and then: n more went by."""
-    from tracker.app import Stop
+    from tracker.app.run import Stop
 
     count = told = 0
     last = time.monotonic()
@@ -170,10 +170,10 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
                   on_frames: Callable[[int], None] | None = None, name: str | None = None) -> Result:
     """One video into its outputs, complete or absent; never raises for a bad video (the Result says
     what happened). `stop()`: end now, as "interrupted"; `name`: the CSV's `source` (default the path)."""
-    from tracker.app import annotate
-    from tracker.haar_detector import DetectorError
-    from tracker.outputs import CsvSink, OutputError, VideoSink
-    from tracker.sources import InputError, VideoSource
+    from tracker.app.run import annotate
+    from tracker.detector import DetectorError
+    from tracker.app.outputs import CsvSink, OutputError, VideoSink
+    from tracker.app.sources import InputError, VideoSource
     from tracker.tracking import prepare
     from kaggle_framing.weights_contract import WeightsError
 

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_framing import COLUMNS, FLIP_PERMUTATION, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, FLIP_PERMUTATION, from_mirror, kaggle_from_ibug68
 from train.commands import load_split, training_extras
 from train.data import DataError, Faces
 from train.folders import PSEUDO_LABELS, cached_faces, identity_of, pseudo_items, pts_items, read_exclusions, read_pts, without
-from train.teacher import TeacherMap, mirrored_back
+from train.teacher import TeacherMap
 
-from tests.conftest import YTF68, require
+from tests.helpers import YTF68, require
 
 
 def ytf68_example(index: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -151,12 +151,12 @@ def test_teacher_map_recovers_a_linear_rule():
     assert np.isnan(mapping(missing)[1]).all() and np.isfinite(mapping(missing)[0]).all()
 
 
-def test_mirrored_answers_map_back():
+def test_mirrored_answers_map_back_with_each_images_width():
     points = np.random.default_rng(1).uniform(10, 90, (2, 15, 2)).astype(np.float32)
     widths = np.array([100, 120], np.float32)
     mirrored = points[:, list(FLIP_PERMUTATION)].copy()
     mirrored[..., 0] = widths[:, None] - 1 - mirrored[..., 0]  # pixel centres from 0: x -> w - 1 - x
-    np.testing.assert_allclose(mirrored_back(mirrored, widths), points, atol=1e-5)
+    np.testing.assert_allclose(from_mirror(mirrored, widths[:, None] - 1), points, atol=1e-5)
 
 
 def test_distributed_fit_matches_one_process(tmp_path, ytf68_small):
@@ -234,7 +234,7 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mi
         model = KeypointModel(tmp_path / "single.pt", "cpu")  # the ONNX twin
         assert not model.runtime.mirrors
         crops = (images[:3, 0].numpy() * 255).round().astype(np.uint8)
-        np.testing.assert_allclose(model(crops), after[:3], atol=1e-3)
+        np.testing.assert_allclose(model.predict(crops).points, after[:3], atol=1e-3)
 
 
 def test_pseudolabel_draws_continue_where_an_earlier_draw_stopped():

@@ -2,7 +2,7 @@
 
 Every writer is opened (and so checked) after the inputs, weights and device, and before the first
 frame is processed. A file is written under a hidden temporary name beside its final one
-(tracker/atomic.py; `sink.temporary`), and the run renames it into place when it ends, normally or
+(tracker/app/atomic.py; `sink.temporary`), and the run renames it into place when it ends, normally or
 by Ctrl-C / SIGTERM: a run that fails leaves every existing file as it was. Closed early, a writer
 still leaves a complete file: CSV rows are written a frame at a time and flushed on close (and every
 FLUSH_EVERY seconds), and the video container is finalised on close.
@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 
 from kaggle_framing import COLUMNS
-from tracker.atomic import partial, temporary
+from tracker.app.atomic import partial, temporary
 from tracker.messages import warn
 from tracker.pipeline import Face
-from tracker.sources import frame_count
+from tracker.app.sources import frame_count
 
 # `time`: seconds into the video (the camera's since the run started; empty for photos); `score`: the
 # face's presence score (empty where the weights have none).
