@@ -17,7 +17,7 @@ from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
 from benchmarks.report import helen_lines
 from benchmarks.systems import Results, face_track, mediapipe, profile_stages, read_faces
 from kaggle_framing import COLUMNS, MEAN_SHAPE, interocular
-from tracker.app.outputs import CSV_HEADER
+from tracker.app.sinks import CSV_HEADER
 
 from tests.helpers import ROOT, headless_env, require
 

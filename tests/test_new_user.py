@@ -60,7 +60,7 @@ def photo() -> np.ndarray:
 def test_read_image_turns_any_image_as_opencv_shows_it(tmp_path, kind, orientation):
     """read_image keeps depth and alpha, and turns the pixels exactly as OpenCV's own EXIF handling
     (which plain imread applies, but only to 8-bit colour without alpha)."""
-    from tracker.app.sources import read_image
+    from tracker.app.images import read_image
 
     image = cv2.resize(photo(), (60, 40))
     if kind == "8-bit jpg":
@@ -143,7 +143,7 @@ def test_folder_with_subfolders_a_jfif_and_an_unwritable_copy(tmp_path):
 
 def test_folder_search_leaves_out_the_output_folder(tmp_path):
     """`--image photos --output photos/annotated`: a second run does not annotate the first's copies."""
-    from tracker.app.sources import ImageSource
+    from tracker.app.images import ImageSource
 
     for name in ("a.png", "sub/b.png", "annotated/a.png", "annotated/sub/b.png", ".git/c.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -250,13 +250,14 @@ def test_video_to_a_container_opencv_cannot_write(tmp_path, name):
 @pytest.mark.parametrize("suffix", [".mp4", ".AVI", ".mkv", ".mov"])
 def test_every_named_container_is_written(tmp_path, suffix):
     from tracker.app.atomic import commit
-    from tracker.app.outputs import VideoSink
+    from tracker.app.sinks import VideoSink
+    from tracker.pipeline import Frame
 
     frames = [np.full((120, 160, 3), 40 * i, np.uint8) for i in range(5)]
     target = tmp_path / f"out{suffix}"
     sink = VideoSink(target, 25.0, (160, 120), [])
     for frame in frames:
-        sink.write(frame)
+        sink.write(Frame(frame, 0, 0.0, "frames"), [])
     sink.close()
     commit(sink.temporary, target)  # as the run does once it ends
     capture = cv2.VideoCapture(str(target))

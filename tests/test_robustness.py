@@ -428,7 +428,7 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
     must let it through rather than report the weights as unreadable. (The subprocess test above
     cannot aim its signal at the load itself.)"""
     from kaggle_framing.weights_contract import load_torchscript
-    from tracker.app.run import Stop
+    from tracker.app.interrupts import Stop
 
     def load_interrupted(*args, **kwargs):
         raise Stop()

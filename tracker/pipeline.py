@@ -18,7 +18,7 @@ Box = np.ndarray
 class Frame:
     image: np.ndarray
     index: int
-    timestamp: float  # seconds
+    timestamp: float | None  # seconds into the video (since the start, for a camera); None for a photo
     source: str  # the file it came from (the camera index for a camera)
     decode_ms: float = 0.0
     prepared: Any = None  # what the source's `prepare` made of the image on its own thread, if it has one
