@@ -1,8 +1,11 @@
 """The contract shared by `tracker/` (run time) and `train/` (offline): both import it, it imports
-neither, and neither imports the other.
+neither. The tracker never imports train/; train/ uses only the library's face detector
+(`tracker.haar_detector`: mining its false positives, calibrating its framing), never the
+application (`tracker.app`) or benchmarks/.
 
-Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping
-and the similarity fits that move points between an image and the crop, NumPy only. Beside it:
+Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping,
+the similarity fits that move points between an image and the crop, and mirror averaging
+(`from_mirror`, `mirror_average`), NumPy only. Beside it:
 `crop` (the framed crop cut out of a frame), `weights_contract` (the cascade files, TorchScript and
 its ONNX twin) and `keypoints68` (the 68-point label folders). None of them imports torch.
 

@@ -341,3 +341,32 @@ def test_evaluate_scores_a_whole_file_with_val_fraction_1(kaggle_run, capsys):
             "--val-fraction", "1"]
     assert main(argv) == 0
     assert f"{len(kaggle_run.data.labels)} faces of {len(kaggle_run.data.labels)} held-out groups" in capsys.readouterr().out
+
+
+def test_init_takes_the_architecture_from_the_weights(kaggle_training, tmp_path, fit_args, capsys):
+    """A fine-tune of a --width1 12 --width2 8 --no-mirror run needs none of those flags again; sizes
+    that differ from the weights' are one error line naming both shapes."""
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    assert main(fit_args(kaggle_training.path, first, 1, "--kaggle", "--width1", "12", "--width2", "8", "--no-mirror")) == 0
+    assert main(fit_args(kaggle_training.path, tuned, 1, "--kaggle", "--init", str(first / "checkpoint.pth"))) == 0
+    held = load_checkpoint(tuned / "checkpoint.pth")["model_args"]
+    assert (held["width1"], held["width2"], held["mirror"]) == (12, 8, False)
+    capsys.readouterr()
+    assert main(fit_args(kaggle_training.path, tmp_path / "clash", 1, "--kaggle", "--init", str(first / "checkpoint.pth"),
+                         "--width1", "40")) == 1
+    line = error_line(capsys.readouterr().err)
+    assert "width1 12, width2 8" in line and "width1 40, width2 8" in line
+
+
+def test_help_is_fast_and_names_every_command():
+    """`python -m train --help` loads no torch, and every command it lists runs (COMMANDS)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "train", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    assert not any(line.split("|")[-1].strip() == "torch" for line in proc.stderr.splitlines()), "torch imported"
+    from train.__main__ import parser
+    from train.commands import COMMANDS
+
+    listed = parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps its subparsers here
+    assert set(listed) == set(COMMANDS) and "calibrate" in listed and "calibrate-box" in listed
+    assert all(name in proc.stdout for name in COMMANDS)

@@ -2,7 +2,7 @@
 
 A detector finds face boxes in a gray frame (or a region of it) and owns how its boxes sit on a face:
 `box_center` and `box_scale` place the Kaggle crop on one of its boxes (measured for each detector:
-`python -m train.calibrate_box` for the Haar one). `tracker.haar_detector.HaarDetector` is the one
+`python -m train calibrate-box` for the Haar one). `tracker.haar_detector.HaarDetector` is the one
 shipped; another is one class with these members.
 """
 from __future__ import annotations

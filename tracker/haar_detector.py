@@ -56,7 +56,7 @@ class HaarDetector:
     """
 
     # Its boxes -> the Kaggle crop (tracker.detector.Detector), measured on ytf68 by
-    # `python -m train.calibrate_box`.
+    # `python -m train calibrate-box`.
     box_center = (0.514, 0.509)
     box_scale = 1.003
 

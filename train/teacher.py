@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from kaggle_framing import NUM_KEYPOINTS, apply_affine, fit_similarity, interocular, invert_affine, mirror_average
+from train.shipped import MAP_FILE
 
-MAP_FILE = Path(__file__).with_name("teacher_map.npz")
 TEACHER_SCRIPT = Path(__file__).with_name("teacher_mesh.py")
-MESH_POINTS = 478
+MESH_POINTS = 478  # MediaPipe Face Mesh with refine_landmarks (train/teacher_mesh.py)
 
 
 class TeacherError(RuntimeError):
