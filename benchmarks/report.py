@@ -15,7 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import events as ev  # noqa: E402
 from benchmarks.batch_throughput import section_of  # noqa: E402
+from benchmarks.model_speed import cpu_name  # noqa: E402
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
 from benchmarks.sections import SPEED_SIZE, SPEED_SOURCE, STABILITY_SIDE, TRAJECTORY_POINT  # noqa: E402
 from benchmarks.stability import NOISE, SETTLE, STEP  # noqa: E402
@@ -38,8 +40,6 @@ def color(label: str) -> str:
 def machine(command: str, load: float, venvs: Path) -> list[str]:
     """The lines that say where and how the numbers were measured."""
     import torch
-
-    from benchmarks.model_speed import cpu_name
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     versions = [f"Python {platform.python_version()}", f"torch {torch.__version__}", f"OpenCV {cv2.__version__}"]
@@ -250,8 +250,6 @@ def events_lines(results: Results) -> list[str]:
     """Faces coming and going (benchmarks/events.py): one table per system, and the totals side by side."""
     if not results.events:
         return []
-    from benchmarks import events as ev
-
     lines = ["## Faces coming and going", "",
              "Five 640x480 30 fps clips of 150 frames composed by `benchmarks/events.py` from held-out ytf68 faces "
              "pasted over drawn rooms, with the truth of every frame: a scene cut, a second face walking in, two "

