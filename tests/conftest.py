@@ -26,6 +26,7 @@ import torch
 
 from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE
 from tests.helpers import ROOT, SHARED, YTF68, require  # noqa: F401 - ROOT, SHARED: for the tests that import them from here
+from train.__main__ import main
 
 # Tiny models on tiny batches: one thread is fastest, and on a shared CPU much faster than
 # competing for cores (a 1-epoch fit took 7 s with 2 threads next to another job, 2 s with 1).
@@ -187,8 +188,6 @@ class TrainedRun:
 def kaggle_run(tmp_path_factory: pytest.TempPathFactory, real_labels: np.ndarray) -> TrainedRun:
     import contextlib
     import io
-
-    from train.__main__ import main
 
     base = tmp_path_factory.mktemp("kaggle_run")
     data = write_kaggle_training(base / "data", real_labels)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import ROOT, error_line, require, run_tracker
 from tracker.app.output_thread import OutputThread
 from tracker.app.sinks import CSV_HEADER, CsvSink
 from tracker.pipeline import Face, Frame
@@ -68,8 +69,6 @@ def test_csv_header_on_standard_output_waits_for_the_run_to_start(capsys):
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_csv_on_a_full_disk_is_one_error_line():
-    from tests.helpers import ROOT, error_line, require, run_tracker
-
     clip = require(ROOT / "samples" / "talking_face.mp4")
     run = run_tracker("--video", clip, "--csv", "/dev/full", "--no-display")
     assert run.rc == 2 and "Traceback" not in run.stderr, run.stderr

@@ -28,8 +28,13 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.helpers import Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS
+from kaggle_framing.weights_contract import load_torchscript
+from tests.helpers import Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
+from tracker import Tracker
+from tracker.app.interrupts import Stop
+from tracker.haar_detector import HaarDetector
+from train.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -427,9 +432,6 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
     """SIGTERM becomes app.Stop; the weights loader's `except Exception` (bad files raise anything)
     must let it through rather than report the weights as unreadable. (The subprocess test above
     cannot aim its signal at the load itself.)"""
-    from kaggle_framing.weights_contract import load_torchscript
-    from tracker.app.interrupts import Stop
-
     def load_interrupted(*args, **kwargs):
         raise Stop()
 
@@ -443,8 +445,6 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
 
 
 def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     lines = kaggle_training.path.read_text().splitlines(keepends=True)
     row = lines[4]  # line 5: every field present, the Image a 48 x 48 one
     lines[4] = row[: row.rindex(",") + 1] + " ".join(["128"] * 48 * 48) + "\n"
@@ -458,8 +458,6 @@ def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_
 
 @pytest.mark.parametrize("damage", ["a keypoint column dropped", "an x without its y", "binary bytes"])
 def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, capsys, damage):
-    from train.__main__ import main
-
     path = kaggle_training.path
     table = pd.read_csv(path)
     if damage == "a keypoint column dropped":
@@ -478,8 +476,6 @@ def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, c
 
 
 def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     image = ytf68_small / "images" / pd.read_csv(ytf68_small / "keypoints68.csv")["image"].iloc[5]
     assert image.is_file()
     image.write_bytes(b"\xff\xd8\xff\xe0 cut short")
@@ -489,8 +485,6 @@ def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsy
 
 
 def test_ytf68_given_its_csv_instead_of_its_folder(ytf68_small, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     table = ytf68_small / "keypoints68.csv"
     assert main(fit_args(table, tmp_path / "run", 1, "--ytf68")) == 1
     message = error_line(capsys.readouterr().err)
@@ -499,8 +493,6 @@ def test_ytf68_given_its_csv_instead_of_its_folder(ytf68_small, tmp_path, fit_ar
 
 @pytest.mark.parametrize("fraction", ["1.0", "1.5", "-0.1"])
 def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, fit_args, capsys, fraction):
-    from train.__main__ import main
-
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 1, "--kaggle", "--val-fraction", fraction)) == 1
     message = error_line(capsys.readouterr().err)
@@ -512,8 +504,6 @@ def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, f
 @pytest.mark.parametrize("damage", ["missing part", "tensor of another shape"])
 def test_resume_from_a_damaged_checkpoint(kaggle_run, tmp_path, fit_args, capsys, damage):
     """A checkpoint that loads, is a dict with a model, fits the schedule, yet cannot be resumed."""
-    from train.__main__ import main
-
     checkpoint = torch.load(kaggle_run.checkpoint, map_location="cpu", weights_only=False)
     if damage == "missing part":
         del checkpoint["ema"]
@@ -531,8 +521,6 @@ def test_resume_from_a_damaged_checkpoint(kaggle_run, tmp_path, fit_args, capsys
 
 @pytest.mark.parametrize("where", ["under a file", "a file", "read-only folder"])
 def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, where):
-    from train.__main__ import main
-
     (tmp_path / "a_file").write_text("x")
     if where == "under a file":
         out = tmp_path / "a_file" / "run"
@@ -562,8 +550,6 @@ def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, wher
     ids=["nan-loss", "diverged-last-step", "inf-validation"],
 )
 def test_diverging_run_saves_nothing(kaggle_training, tmp_path, fit_args, capsys, batch_size, lr, epochs):
-    from train.__main__ import main
-
     out = tmp_path / "run"
     argv = fit_args(kaggle_training.path, out, epochs, "--kaggle", "--lr", lr)
     argv[argv.index("--batch-size") + 1] = str(batch_size)
@@ -618,10 +604,6 @@ def fuzz_frames(face: np.ndarray, photo: np.ndarray, count: int, seed: int = 0):
 
 
 def test_fuzz_frames_through_the_tracker():
-    from tracker.haar_detector import HaarDetector
-    from tracker.haar_detector import HaarDetector
-    from tracker import Tracker
-
     photo = cv2.imread(str(require(OBAMAS)))
     weights = str(require(WEIGHTS))
     x, y, w, h = HaarDetector().detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))[0].astype(int)

