@@ -31,17 +31,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_framing import (
-    CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_transform, interocular, invert_affine,
-)
-from tracker.background import BackgroundJobs
+from kaggle_framing import CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_transform, interocular, invert_affine
 from kaggle_framing.crop import to_gray, warp_crop
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
+from tracker.background import BackgroundJobs
 from tracker.detector import Detector, box_from_framing, framing_from_box
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
 from tracker.pipeline import Face
-from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
 from tracker.scene_watch import SceneWatch, Thumbnail, thumbnail
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance

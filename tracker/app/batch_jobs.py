@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kaggle_framing.weights_contract import WeightsError
+from tracker.app.atomic import commit, partial
 from tracker.app.config import RunConfig, TrackerSettings
 from tracker.app.interrupts import Stop
-from tracker.app.atomic import commit, partial
 
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .m2ts .ogv".split())
 WRITABLE_EXTENSIONS = frozenset(".mp4 .avi .mkv .mov".split())  # an annotated copy keeps these; others get .mp4

@@ -1,4 +1,4 @@
-"""The outputs' thread and the CSV sink, without the tracker."""
+"""The sinks (tracker/app/sinks.py) and the outputs' thread, without the tracker."""
 from __future__ import annotations
 
 import threading
