@@ -12,17 +12,20 @@ import argparse
 import os
 import sys
 
+from tracker.app.config import RunConfig, TrackerSettings
+
 
 def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> RunConfig:
+    """The command line, checked, as the run's configuration (the one place the Namespace is read)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
     src.add_argument("--video", metavar="PATH", help="a video file, or a folder: every video under it (by extension, "
-                     "at any depth), --csv and --output then being folders; resumable, see tracker/batch.py")
+                     "at any depth), --csv and --output then being folders; resumable, see tracker/app/batch.py")
     src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images (subfolders included)")
     ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
                     "(for a folder of images: the same subfolders and names)")
@@ -38,9 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     folder = ap.add_argument_group("a folder of videos (--video DIR)")
     folder.add_argument("--workers", type=int, metavar="N",
-                        help=f"videos processed at once (default: one per CPU core, {default_workers()} here. On 2 idle "
-                        "cores 2 workers did 45.6 videos/min, 1 did 33.6; on 2 cores busy with other work they were "
-                        "even: BENCHMARKS.md)")
+                        help=f"videos processed at once (default: one per CPU core, {default_workers()} here; "
+                        "measured in BENCHMARKS.md)")
     folder.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run the videos as Ray tasks on the cluster at ADDRESS (ray://host:10001 or host:6379), "
                              "or on a local Ray without one (pip install ray)")
@@ -48,38 +50,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.max_faces < 1:
         ap.error("--max-faces must be at least 1")
-    args.batch = bool(args.video) and os.path.isdir(args.video)
-    if not args.batch and (args.workers or args.ray or args.retry_failed):
+    config = RunConfig(camera=args.camera, video=args.video, image=args.image, output=args.output, csv=args.csv,
+                       display=not args.no_display, profile=args.profile,
+                       tracker=TrackerSettings(args.weights, args.device, not args.no_smooth, args.max_faces),
+                       workers=args.workers or default_workers(), ray=args.ray, retry_failed=args.retry_failed)
+    if not config.batch and (args.workers or args.ray or args.retry_failed):
         ap.error("--workers, --ray and --retry-failed take a folder of videos (--video DIR)")
-    if args.batch and args.profile:
+    if config.batch and args.profile:
         ap.error("--profile takes one video file, not a folder")
-    if args.batch and args.csv == "-":
+    if config.batch and args.csv == "-":
         ap.error("--csv - takes one video file; a folder's CSVs go to a folder (--csv DIR)")
-    if args.workers is None:
-        args.workers = default_workers()
-    elif args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         ap.error("--workers must be at least 1")
-    return args
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    config = parse_args(argv)
     # Before numpy loads: its BLAS (OpenBLAS) would start a thread per core that spins after each call
     # (~0.2 s of CPU over a 2400-frame run, taken from the decoder and the model), for 15x2 matrices.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if args.batch:
-        from tracker.batch import run as run_folder  # loads torch in the workers only
+    if config.batch:
+        from tracker.app.batch import run as run_folder  # after OPENBLAS_NUM_THREADS; the model loads in the workers only
 
-        return run_folder(args)
+        return run_folder(config)
     try:
-        from tracker.app import run  # torch and OpenCV load after the arguments are known to be good
+        from tracker.app.run import run  # torch and OpenCV load after the arguments are known to be good
     except ImportError as e:
         print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing started yet
         print("interrupted", file=sys.stderr)
         return 130
-    return run(args)
+    return run(config)
 
 
 def cli() -> None:

@@ -20,14 +20,15 @@ import cv2
 import numpy as np
 
 from kaggle_framing import MEAN_SHAPE, apply_affine, fit_similarity, interocular, kaggle_from_ibug68
+from kaggle_framing.keypoints68 import DataError, points68, read_keypoints68
+from tracker import Tracker
+from tracker.haar_detector import HaarDetector
 
 Labelled = list[tuple[Path, np.ndarray]]  # images and their (15, 2) labelled points
 
 
 def ytf68_images(root: Path, heldout_only: bool = True) -> Labelled:
     """ytf68's images (of the held-out identities, or all) and their labels."""
-    from kaggle_framing.keypoints68 import points68, read_keypoints68
-
     table = read_keypoints68(root)
     rows = heldout_rows(table) if heldout_only else np.arange(len(table))
     truth = kaggle_from_ibug68(points68(table.iloc[rows]).astype(np.float64))
@@ -36,13 +37,13 @@ def ytf68_images(root: Path, heldout_only: bool = True) -> Labelled:
 
 def pts_images(root: Path) -> Labelled:
     """Every image of a 300-W style folder (same-name `.pts` beside it) and its labels."""
-    from train.folders import pts_items
+    from train.folders import pts_items  # here: train's modules load torch, which the tracker's runs never need
 
     return [(image, points.astype(np.float64)) for image, points, _ in pts_items(root)]
 
 
 def heldout_rows(table, val_fraction: float = 0.15, split_seed: int = 0) -> np.ndarray:
-    from train.data import split_by_group
+    from train.data import split_by_group  # (as above)
 
     _, val = split_by_group(table["identity"].astype(str).to_numpy(), val_fraction, split_seed)
     return val
@@ -104,15 +105,11 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="score every image, not only the held-out identities")
     ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
     args = ap.parse_args()
-    from tracker.app import image_detector
-    from tracker.tracker import Tracker
-    from kaggle_framing.keypoints68 import DataError
-
     try:
         images = pts_images(args.pts) if args.pts else ytf68_images(Path(args.root), heldout_only=not args.all)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
-    tracker = Tracker(args.weights, "cpu", detector=image_detector())
+    tracker = Tracker(args.weights, "cpu", detector=HaarDetector.for_images())
     found = [best_match([f.points for f in tracker.process_image(cv2.imread(str(path)))], truth) for path, truth in images]
     pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
     errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])

@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 from benchmarks.model_speed import cpu_name
+from tracker.app.config import TrackerSettings
+from tracker.app.loop import annotate
+from tracker.app.run import build_tracker
+from tracker.app.sources import VideoSource
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Folder runs"
@@ -45,15 +49,11 @@ def time_run(videos: Path, out: Path, workers: int) -> tuple[float, float, int]:
 def cores_busy(video: Path) -> float:
     """CPU time of all the tracker's threads over its main thread's, on one video: the cores one
     worker keeps busy when its main thread (model, crops, smoothing) never waits."""
-    from tracker.app import annotate, build_tracker
-    from tracker.sources import VideoSource
-
-    args = argparse.Namespace(image=None, camera=None, weights=str(ROOT / "weights" / "cascade.pt"), device="cpu",
-                               no_smooth=False, max_faces=10, profile=False)
-    tracker, source = build_tracker(args), VideoSource(video)
+    tracker = build_tracker(TrackerSettings(weights=str(ROOT / "weights" / "cascade.pt"), device="cpu"))
+    source = VideoSource(video)
     try:
         before, main = resource.getrusage(resource.RUSAGE_SELF), time.thread_time()
-        annotate(args, source, tracker, None, None)
+        annotate(source, tracker, [])
         after, main = resource.getrusage(resource.RUSAGE_SELF), time.thread_time() - main
     finally:
         source.close()

@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from kaggle_framing import KEYPOINT_NAMES, framing_transform, interocular, kaggle_from_ibug68
+from tracker import Tracker
+from tracker.haar_detector import HaarDetector
 
 SIZE, FPS, LENGTH = (640, 480), 30.0, 150  # frame width, height; frames per second; frames per clip
 VISIBLE = 0.8  # share of a face's cut-out that must show for it to be in view
@@ -196,13 +198,11 @@ def _overlap(shape: tuple[int, int], x: int, y: int):
 
 def face_boxes(points: np.ndarray) -> np.ndarray:
     """(..., 4) x, y, w, h: the Kaggle-framing square of each (15, 2) point set (NaN where NaN)."""
-    from tracker.tracker import box_from_framing
-
     flat = points.reshape(-1, len(KEYPOINT_NAMES), 2)
     boxes = np.full((len(flat), 4), np.nan)
     for i, p in enumerate(flat):
         if np.isfinite(p).all():
-            boxes[i] = box_from_framing(framing_transform(p))
+            boxes[i] = HaarDetector.box_from_framing(framing_transform(p))
     return boxes.reshape(points.shape[:-2] + (4,))
 
 
@@ -412,8 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", nargs="+", default=list(EVENTS), choices=EVENTS)
     ap.add_argument("--save", type=Path, help="also write each clip as DIR/<event>.mp4")
     args = ap.parse_args(argv)
-    from tracker.tracker import Tracker
-
     tracker = Tracker(args.weights, "cpu")
     scores = []
     try:

@@ -23,11 +23,12 @@ import pandas as pd
 from benchmarks.accuracy import heldout_rows
 from benchmarks.peers import MEDIAPIPE_MAPPING as MAPPING, PEERS
 from kaggle_framing import KEYPOINT_NAMES, interocular, kaggle_from_ibug68
+from kaggle_framing.keypoints68 import points68, read_keypoints68
+from train.teacher import MESH_POINTS
 
 HOW = ("For each Kaggle point, the 478 Face Mesh vertices were ranked by mean distance (over the outer-eye-corner "
        "distance) to the labelled point on {images} images of ytf68 training identities (none held out); the point is "
        "the mean of the best k vertices, k = 1..5, whichever had the least error.")
-MESH_POINTS = 478
 MAX_AVERAGED = 5
 # The first guess, from MediaPipe's canonical face model topology (subject's left = image right).
 ANATOMICAL = {
@@ -91,8 +92,6 @@ def main() -> None:
     args = ap.parse_args()
     if not PEERS["mediapipe"].installed():
         raise SystemExit("error: MediaPipe is not installed; run python -m benchmarks --setup-peers")
-    from kaggle_framing.keypoints68 import points68, read_keypoints68
-
     root = Path(args.root)
     table = read_keypoints68(root)
     rows = training_rows(table, args.images)

@@ -52,7 +52,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from tracker.torchscript_cascade import TorchScriptCascade
+    from tracker.torchscript_cascade import TorchScriptCascade  # torch: after the arguments are good
 
     scripted = TorchScriptCascade(args.weights, "cpu")  # frozen, as the tracker runs it
     onnx = {n: OnnxCascade(twin_path(args.weights), threads=n) for n in (1, 2)}

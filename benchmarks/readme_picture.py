@@ -14,9 +14,9 @@ from pathlib import Path
 
 import cv2
 
-from tracker.drawing import draw_faces
-from tracker.sources import read_frames
-from tracker.tracker import Tracker
+from tracker.app.drawing import draw_faces
+from tracker.app.sources import read_frames
+from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "samples" / "talking_face.mp4"

@@ -15,7 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import events as ev  # noqa: E402
 from benchmarks.batch_throughput import section_of  # noqa: E402
+from benchmarks.model_speed import cpu_name  # noqa: E402
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
 from benchmarks.sections import SPEED_SIZE, SPEED_SOURCE, STABILITY_SIDE, TRAJECTORY_POINT  # noqa: E402
 from benchmarks.stability import NOISE, SETTLE, STEP  # noqa: E402
@@ -38,8 +40,6 @@ def color(label: str) -> str:
 def machine(command: str, load: float, venvs: Path) -> list[str]:
     """The lines that say where and how the numbers were measured."""
     import torch
-
-    from benchmarks.model_speed import cpu_name
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     versions = [f"Python {platform.python_version()}", f"torch {torch.__version__}", f"OpenCV {cv2.__version__}"]
@@ -199,8 +199,7 @@ def helen_lines(results: Results, plots: Path) -> list[str]:
 def speed_lines(results: Results, plots: Path) -> list[str]:
     lines = ["## Speed", "",
              f"A {SPEED_SIZE[0]}x{SPEED_SIZE[1]} clip (`{SPEED_SOURCE}` of the shared data, resized and looped to "
-             f"{results.speed_frames} frames) through each system's command line, CSV written, no display "
-             "(with no picture to draw, ours decodes the video's luma plane alone). "
+             f"{results.speed_frames} frames) through each system's command line, CSV written, no display. "
              "FPS = frames / wall time of the whole process, startup (imports, model loading) included. "
              "The systems take turns; each one's median run is its FPS (all runs listed: this machine is "
              "shared, and one command's speed varies run to run); the ratio that counts is between "
@@ -243,7 +242,7 @@ ABOUT = {
     "mediapipe-learned": MEDIAPIPE + "the learned map (`--mapping learned`, below).",
     "mediapipe-vertices": MEDIAPIPE + "the vertex table (`--mapping vertices`, below).",
     "floor": "`benchmarks/peers/floor_tracker.py`: the tracker's Haar box with the Kaggle mean shape placed in it "
-             "(`kaggle_framing.framing_from_box`); no model.",
+             "(`HaarDetector.framing_from_box`); no model.",
 }
 
 
@@ -251,8 +250,6 @@ def events_lines(results: Results) -> list[str]:
     """Faces coming and going (benchmarks/events.py): one table per system, and the totals side by side."""
     if not results.events:
         return []
-    from benchmarks import events as ev
-
     lines = ["## Faces coming and going", "",
              "Five 640x480 30 fps clips of 150 frames composed by `benchmarks/events.py` from held-out ytf68 faces "
              "pasted over drawn rooms, with the truth of every frame: a scene cut, a second face walking in, two "

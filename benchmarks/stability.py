@@ -15,7 +15,7 @@ import argparse
 import cv2
 import numpy as np
 
-from tracker.tracker import Tracker
+from tracker import Tracker
 
 FPS = 30.0
 STEP = 8  # px per frame on the moving clip

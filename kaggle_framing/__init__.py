@@ -1,8 +1,11 @@
 """The contract shared by `tracker/` (run time) and `train/` (offline): both import it, it imports
-neither, and neither imports the other.
+neither. The tracker never imports train/; train/ uses only the library's face detector
+(`tracker.haar_detector`: mining its false positives, calibrating its framing), never the
+application (`tracker.app`) or benchmarks/.
 
-Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping
-and the similarity fits that move points between an image and the crop, NumPy only. Beside it:
+Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping,
+the similarity fits that move points between an image and the crop, and mirror averaging
+(`from_mirror`, `mirror_average`), NumPy only. Beside it:
 `crop` (the framed crop cut out of a frame), `weights_contract` (the cascade files, TorchScript and
 its ONNX twin) and `keypoints68` (the 68-point label folders). None of them imports torch.
 
@@ -72,19 +75,20 @@ IBUG68_TO_KAGGLE: tuple[tuple[int, ...], ...] = (
 # left/right names swapped (FLIP_PERMUTATION).
 CROP_MIRROR_AXIS = CROP_SIZE - 1
 
-# Haar frontal-face box -> Kaggle crop: the crop is a square of side BOX_SCALE * w centred at
-# (x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h). Calibrated on ytf68 by `python -m tracker.calibrate_box`.
-BOX_CENTER = (0.514, 0.509)
-BOX_SCALE = 1.003
+def from_mirror(points: np.ndarray, axis: float | np.ndarray = CROP_MIRROR_AXIS) -> np.ndarray:
+    """(..., 15, 2) points found on horizontally mirrored images -> the same points on the images: the
+    left/right names swapped, x -> axis - x (`axis`: the image's width - 1; per image, an (N, 1) array)."""
+    back = points[..., list(FLIP_PERMUTATION), :]
+    back[..., 0] = axis - back[..., 0]
+    return back
 
 
-def mean_shape_from_labels(labels: np.ndarray) -> np.ndarray:
-    """Symmetrised mean shape (15 x 2) of the complete rows of an (N, 30) Kaggle label array."""
-    complete = labels[~np.isnan(labels).any(axis=1)].reshape(-1, NUM_KEYPOINTS, 2)
-    mean = complete.mean(axis=0)
-    mirrored = mean[list(FLIP_PERMUTATION)].copy()
-    mirrored[:, 0] = (CROP_SIZE - 1) - mirrored[:, 0]  # pixel i mirrors to W - 1 - i
-    return ((mean + mirrored) / 2).astype(np.float32)
+def mirror_average(plain: np.ndarray, mirrored: np.ndarray,
+                   axis: float | np.ndarray = CROP_MIRROR_AXIS) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of (..., 15, 2) answers on images and on their mirror images (mapped back), and how far
+    apart the two are (mean distance over the points: how sure the answer is)."""
+    back = from_mirror(mirrored, axis)
+    return (plain + back) / 2, np.linalg.norm(plain - back, axis=-1).mean(axis=-1)
 
 
 def kaggle_from_ibug68(points68: np.ndarray) -> np.ndarray:
@@ -129,16 +133,6 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> n
 def framing_transform(points: np.ndarray, rotation: bool = False) -> np.ndarray:
     """2x3 transform from image coordinates to the 96x96 Kaggle crop that frames these 15 points."""
     return fit_similarity(points, MEAN_SHAPE, rotation=rotation)
-
-
-def framing_from_box(x: float, y: float, w: float, h: float) -> np.ndarray:
-    """2x3 transform from image coordinates to the Kaggle crop for a Haar face box."""
-    side = BOX_SCALE * w
-    scale = CROP_SIZE / side
-    cx, cy = x + BOX_CENTER[0] * w, y + BOX_CENTER[1] * h
-    return np.array(
-        [[scale, 0.0, CROP_SIZE / 2 - scale * cx], [0.0, scale, CROP_SIZE / 2 - scale * cy]], dtype=np.float32
-    )
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -25,25 +25,18 @@ import pytest
 import torch
 
 from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE
+from tests.helpers import ROOT, SHARED, YTF68, require  # noqa: F401 - ROOT, SHARED: for the tests that import them from here
+from train.__main__ import main
 
 # Tiny models on tiny batches: one thread is fastest, and on a shared CPU much faster than
 # competing for cores (a 1-epoch fit took 7 s with 2 threads next to another job, 2 s with 1).
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 KAGGLE_LABELS = SHARED / "kaggle" / "training_labels.csv"
-YTF68 = SHARED / "ytf68"
 
 # The 4 keypoints that the 4755 sparse rows of the real training.csv label.
 SPARSE_KEYPOINTS = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
 N_COMPLETE, N_SPARSE, N_OTHER = 8, 6, 2
-
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path}")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -195,8 +188,6 @@ class TrainedRun:
 def kaggle_run(tmp_path_factory: pytest.TempPathFactory, real_labels: np.ndarray) -> TrainedRun:
     import contextlib
     import io
-
-    from train.__main__ import main
 
     base = tmp_path_factory.mktemp("kaggle_run")
     data = write_kaggle_training(base / "data", real_labels)

@@ -1,4 +1,4 @@
-"""A folder of videos (`run_tracker.py --video DIR`, tracker/batch.py): discovery and output paths,
+"""A folder of videos (`run_tracker.py --video DIR`, tracker/app/batch.py): discovery and output paths,
 the outputs equal to single-file runs, skipping and redoing, failures, Ctrl-C and resuming, Ray.
 Clips are short cuts of the shared videos, written in the test."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.cli_helpers import ROOT, Run, error_line, headless_env, require, run_tracker, write_clip
-from tracker.batch_jobs import Job, clashes, find_videos, partial, plan
+from tests.helpers import ROOT, Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
+from tracker.app.batch_jobs import Job, clashes, find_videos, partial, plan
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
@@ -28,15 +28,6 @@ def report(folder: Path) -> dict[str, dict]:
 
 def hidden_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.is_file()]
-
-
-def frame_count(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,13 +111,12 @@ def test_folder_run_outputs_equal_single_file_runs(folder_run, videos, tmp_path)
     assert "Traceback" not in run.stderr, run.stderr
     assert run.rc == 1, run.stderr  # a video failed
     single = tmp_path / "b.csv"
-    # With an annotated video too, as in the folder run (without one, frames are decoded to gray alone).
     assert run_tracker("--video", videos / "sub" / "b.mp4", "--csv", single, "--output", tmp_path / "b.mp4",
                        "--no-display").rc == 0
     # b comes third: its worker's tracker had another video before (reset between videos).
     assert (out / "csv" / "sub" / "b.csv").read_text() == single.read_text()
     for name in ("a", "sub/b"):
-        assert frame_count(out / "vid" / f"{name}.mp4") == frame_count(videos / f"{name}.mp4")
+        assert count_frames(out / "vid" / f"{name}.mp4") == count_frames(videos / f"{name}.mp4")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         "csv/a.csv", "csv/report.json", "csv/sub/b.csv", "vid/a.mp4", "vid/sub/b.mp4"]
 

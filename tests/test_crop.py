@@ -1,6 +1,6 @@
 """kaggle_framing/crop.py with the kaggle_framing transforms: a frame pixel lands in the 96x96 crop where the
 framing matrix says it does, on both the direct and the pyrDown (big face) paths; and the small
-transform helpers the tracker builds on (invert_affine, framing_from_box <-> box_from_framing)."""
+transform helpers the tracker builds on (invert_affine, HaarDetector.framing_from_box <-> box_from_framing)."""
 from __future__ import annotations
 
 import cv2
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from kaggle_framing import (
-    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_from_box, framing_transform, invert_affine,
+    CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE, apply_affine, framing_transform, invert_affine,
 )
 from kaggle_framing.crop import warp_crop
-from tracker.tracker import box_from_framing
+from tracker.haar_detector import HaarDetector
 
 # Keypoints far enough apart in the crop (>= 19 px) to measure each dot's centre on its own.
 SPREAD = [KEYPOINT_NAMES.index(n) for n in (
@@ -151,13 +151,13 @@ def test_invert_affine_round_trips(matrix):
 )
 def test_box_from_framing_inverts_framing_from_box(box):
     # Haar boxes are square; the Kaggle crop of a box is a square too.
-    framing = framing_from_box(*box)
-    np.testing.assert_allclose(box_from_framing(framing), box, rtol=1e-5, atol=0.01)
+    framing = HaarDetector.framing_from_box(box)
+    np.testing.assert_allclose(HaarDetector.box_from_framing(framing), box, rtol=1e-5, atol=0.01)
 
 
 def test_box_framing_puts_the_box_centre_near_the_crop_centre():
     box = np.array([200.0, 100.0, 150.0, 150.0])
-    framing = framing_from_box(*box)
+    framing = HaarDetector.framing_from_box(box)
     centre = apply_affine(framing, box[:2] + box[2:] / 2)
     np.testing.assert_allclose(centre, [CROP_SIZE / 2, CROP_SIZE / 2], atol=0.03 * CROP_SIZE)
     np.testing.assert_allclose(crop_scale(framing) * box[2], CROP_SIZE, rtol=0.05)  # the box fills the crop

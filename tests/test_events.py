@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks.events import BARS, EVENTS, Rows, appearances, compose, score, track_clip
-from tests.cli_helpers import require
-from tracker.tracker import Tracker
+from tests.helpers import require
+from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 YTF68 = ROOT.parent / "shared" / "data" / "ytf68"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import headless_env, require
+from tests.helpers import headless_env, require
 
 pytestmark = pytest.mark.install
 
@@ -49,9 +49,9 @@ def installed(tmp_path_factory) -> Path:
 
 
 def test_installed_modules_and_weights_come_from_the_venv(installed, tmp_path):
-    code = ("import kaggle_framing, run_tracker, tracker.app, train.engine\n"
+    code = ("import kaggle_framing, run_tracker, tracker.app.run, train.engine\n"
             "from kaggle_framing.weights_contract import DEFAULT_WEIGHTS\n"
-            "print(kaggle_framing.__file__, tracker.app.__file__, train.engine.__file__, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.is_file())")
+            "print(kaggle_framing.__file__, tracker.app.run.__file__, train.engine.__file__, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.is_file())")
     proc = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     *files, found = proc.stdout.split()

@@ -5,19 +5,20 @@ import numpy as np
 import pytest
 
 import kaggle_framing as kf
-from tests.cli_helpers import ROOT
+from tests.helpers import ROOT
 
 
 def test_mean_shape_is_recomputed_from_the_real_labels(real_labels):
     assert real_labels.shape == (7049, 30)
     assert (~np.isnan(real_labels).any(axis=1)).sum() == 2140
-    np.testing.assert_allclose(kf.mean_shape_from_labels(real_labels), kf.MEAN_SHAPE, atol=0.01)
+    complete = real_labels[~np.isnan(real_labels).any(axis=1)].reshape(-1, kf.NUM_KEYPOINTS, 2)
+    mean = complete.mean(axis=0)
+    symmetric = (mean + kf.from_mirror(mean)) / 2
+    np.testing.assert_allclose(symmetric, kf.MEAN_SHAPE, atol=0.01)
 
 
 def test_mean_shape_is_mirror_symmetric():
-    mirrored = kf.MEAN_SHAPE[list(kf.FLIP_PERMUTATION)].copy()
-    mirrored[:, 0] = kf.CROP_SIZE - 1 - mirrored[:, 0]
-    np.testing.assert_allclose(mirrored, kf.MEAN_SHAPE, atol=1e-3)
+    np.testing.assert_allclose(kf.from_mirror(kf.MEAN_SHAPE), kf.MEAN_SHAPE, atol=1e-3)
 
 
 def test_columns_follow_keypoint_order():
@@ -113,28 +114,32 @@ def imported_modules(folder: str) -> dict[str, set[str]]:
     import ast
 
     found = {}
-    for path in (ROOT / folder).glob("*.py"):
+    for path in (ROOT / folder).rglob("*.py"):
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names.add(node.module)
-        found[path.name] = names
+        found[path.relative_to(ROOT).as_posix()] = names
     return found
 
 
 def test_imports_run_one_way():
-    """tracker/ never imports train/; train/ imports from tracker/ only the face detector (to mine the
-    detector's own false positives); the contract imports neither, and torch only inside
-    `load_torchscript` (for the callers that have torch)."""
+    """The library (tracker/, less tracker/app/) never imports the application (tracker/app/), train/ or
+    benchmarks/; train/ imports from tracker/ only the face detector (to mine the detector's own false
+    positives, and to calibrate its framing) and never benchmarks/; the contract imports none of them,
+    and torch only inside `load_torchscript` (for the callers that have torch)."""
     def top(names: set[str]) -> set[str]:
         return {n.split(".")[0] for n in names}
 
     for name, names in imported_modules("tracker").items():
-        assert "train" not in top(names), name
+        assert not top(names) & {"train", "benchmarks"}, name
+        if not name.startswith("tracker/app/"):
+            assert not {n for n in names if n == "tracker.app" or n.startswith("tracker.app.")}, name
     for name, names in imported_modules("train").items():
-        assert {n for n in names if n.split(".")[0] == "tracker"} <= {"tracker.app", "tracker.haar_detector"}, name
+        assert "benchmarks" not in top(names), name
+        assert {n for n in names if n.split(".")[0] == "tracker"} <= {"tracker.haar_detector"}, name
     for name, names in imported_modules("kaggle_framing").items():
         assert not top(names) & {"tracker", "train", "benchmarks"}, name
     code = (ROOT / "kaggle_framing" / "weights_contract.py").read_text()

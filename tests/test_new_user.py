@@ -15,8 +15,16 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.cli_helpers import error_line, headless_env, require, run_tracker
 from kaggle_framing import COLUMNS
+from kaggle_framing.weights_contract import WeightsError, load_torchscript
+from tests.helpers import error_line, headless_env, require, run_tracker
+from tracker import Tracker
+from tracker.app.atomic import commit
+from tracker.app.images import ImageSource, read_image
+from tracker.app.sinks import VideoSink
+from tracker.haar_detector import HaarDetector
+from tracker.pipeline import Frame
+from tracker.runtime import open_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -60,8 +68,6 @@ def photo() -> np.ndarray:
 def test_read_image_turns_any_image_as_opencv_shows_it(tmp_path, kind, orientation):
     """read_image keeps depth and alpha, and turns the pixels exactly as OpenCV's own EXIF handling
     (which plain imread applies, but only to 8-bit colour without alpha)."""
-    from tracker.sources import read_image
-
     image = cv2.resize(photo(), (60, 40))
     if kind == "8-bit jpg":
         path = write_with_orientation(tmp_path / "a.jpg", image, orientation, big_endian=orientation % 2 == 0)
@@ -143,8 +149,6 @@ def test_folder_with_subfolders_a_jfif_and_an_unwritable_copy(tmp_path):
 
 def test_folder_search_leaves_out_the_output_folder(tmp_path):
     """`--image photos --output photos/annotated`: a second run does not annotate the first's copies."""
-    from tracker.sources import ImageSource
-
     for name in ("a.png", "sub/b.png", "annotated/a.png", "annotated/sub/b.png", ".git/c.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
@@ -153,11 +157,8 @@ def test_folder_search_leaves_out_the_output_folder(tmp_path):
 
 
 def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
-    from tracker.app import image_detector
-    from tracker.tracker import Tracker
-
     beatles = require(BEATLES)
-    tracker = Tracker(str(require(WEIGHTS)), "cpu", detector=image_detector())
+    tracker = Tracker(str(require(WEIGHTS)), "cpu", detector=HaarDetector.for_images())
     try:
         widths = sorted((float(f.box[2]) for f in tracker.process_image(cv2.imread(str(beatles)))), reverse=True)
     finally:
@@ -178,8 +179,6 @@ def test_max_faces_keeps_the_largest_and_warns_once(tmp_path):
 
 
 def test_max_faces_on_video_follows_the_larger_face():
-    from tracker.tracker import Tracker
-
     frame = photo()  # the left face is the larger (186 px against 174)
     tracker = Tracker(str(WEIGHTS), "cpu", max_faces=1)
     try:
@@ -249,14 +248,11 @@ def test_video_to_a_container_opencv_cannot_write(tmp_path, name):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".AVI", ".mkv", ".mov"])
 def test_every_named_container_is_written(tmp_path, suffix):
-    from tracker.atomic import commit
-    from tracker.outputs import VideoSink
-
     frames = [np.full((120, 160, 3), 40 * i, np.uint8) for i in range(5)]
     target = tmp_path / f"out{suffix}"
     sink = VideoSink(target, 25.0, (160, 120), [])
     for frame in frames:
-        sink.write(frame)
+        sink.write(Frame(frame, 0, 0.0, "frames"), [])
     sink.close()
     commit(sink.temporary, target)  # as the run does once it ends
     capture = cv2.VideoCapture(str(target))
@@ -281,9 +277,6 @@ def test_runs_from_another_folder_with_the_shipped_weights(tmp_path):
 
 
 def test_weights_folder_is_named_a_folder():
-    from kaggle_framing.weights_contract import WeightsError, load_torchscript
-    from tracker.runtime import open_runtime
-
     with pytest.raises(WeightsError, match="weights: is a folder"):
         open_runtime(ROOT / "weights", "cpu")
     with pytest.raises(WeightsError, match="weights: is a folder"):
@@ -292,6 +285,4 @@ def test_weights_folder_is_named_a_folder():
 
 @pytest.mark.parametrize("name", ["CPU", "Cpu", "AUTO"])
 def test_device_in_any_case(name):
-    from tracker.runtime import open_runtime
-
     assert type(open_runtime(require(WEIGHTS), name)) is type(open_runtime(WEIGHTS, name.lower()))

@@ -1,14 +1,14 @@
-"""The frames' hand-over between a video's decoder thread and the tracker (tracker.sources._Prefetch)."""
+"""The frames' hand-over between a video's decoder thread and the tracker (tracker.app.prefetch.Prefetch)."""
 from __future__ import annotations
 
 import threading
 import time
 
-from tracker.sources import _Prefetch
+from tracker.app.prefetch import Prefetch
 
 
 def test_prefetch_keeps_order_and_bounds_across_threads():
-    buffer, stop, most = _Prefetch(6), threading.Event(), []
+    buffer, stop, most = Prefetch(6), threading.Event(), []
 
     def write() -> None:
         for i in range(500):
@@ -28,7 +28,7 @@ def test_prefetch_keeps_order_and_bounds_across_threads():
 
 
 def test_prefetch_writer_gives_up_when_stopped_while_full():
-    buffer, stop = _Prefetch(2), threading.Event()
+    buffer, stop = Prefetch(2), threading.Event()
     assert buffer.put(1, stop) and buffer.put(2, stop)
     stop.set()
     started = time.monotonic()

@@ -5,16 +5,15 @@ from pathlib import Path
 
 import cv2
 
-from tests.cli_helpers import require
+from benchmarks.readme_picture import CLIP, picture
+from tests.helpers import require
+from tracker.app.sources import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURE = ROOT / "docs" / "annotated_frame.jpg"
 
 
 def test_picture_is_an_annotated_frame_of_the_sample_clip():
-    from benchmarks.readme_picture import CLIP, picture
-    from tracker.sources import read_frames
-
     require(CLIP)
     image = picture(10, 2.0)
     assert image is not None and image.shape == (600, 800, 3)

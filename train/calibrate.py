@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from kaggle_framing import KEYPOINT_NAMES
-from train.conventions import OFFSETS_FILE, load_offsets
+from train.conventions import load_offsets
 from train.data import Faces, split_by_group, ytf68_faces
 from train.engine import TrainingError, load_checkpoint, model_from_checkpoint, predict, save_checkpoint, stack_eval
 from train.folders import cached_faces
@@ -59,20 +59,3 @@ def calibrate(args: argparse.Namespace) -> int:
 def _predictions(model, faces):
     images, targets = stack_eval(faces)
     return predict(model, images, torch.device("cpu")), targets
-
-
-def add_arguments(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calibrate", help="fold the median signed error on training faces into the output offset")
-    p.add_argument("checkpoint")
-    p.add_argument("--pts", action="append", default=[], metavar="DIR",
-                   help="human-labelled 300-W style folder the model trained on (repeatable)")
-    p.add_argument("--ytf68", metavar="DIR", help="also ytf68's training people (its held-out ones are scored)")
-    p.add_argument("--ytf68-offsets", default=str(OFFSETS_FILE), metavar="JSON",
-                   help="as fit's: the per-point offsets taken out of ytf68's labels (none: as they are)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="identities held out, as fit (default 0.15)")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--cache", default="runs/cache", help="folder for framed faces (as fit's)")
-    p.add_argument("--output", required=True, metavar="CHECKPOINT")
-    p.add_argument("--no-mirror", action="store_true",
-                   help="calibrate the cascade answering on each crop alone, without its mirror image (stored: the "
-                        "exported file then runs one pass a face)")

@@ -1,8 +1,9 @@
-"""The `python -m train` commands; each takes the parsed arguments and returns an exit status."""
+"""The `python -m train` commands; each takes the parsed arguments and returns an exit status (COMMANDS)."""
 from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from train.augment import jitter_canvases
 from train import distributed
 from train.folders import cached_faces, read_exclusions, without
 from train.data import DataError, Faces, kaggle_faces, read_kaggle_csv, split_by_group, ytf68_faces
-from train.calibrate import calibrate  # noqa: F401 - commands by name
-from train.pseudolabel import pseudolabel, teacher_map  # noqa: F401 - commands by name
+from train.calibrate import calibrate
+from train.calibrate_box import calibrate_box
+from train.pseudolabel import pseudolabel, teacher_map
+from train.teacher import TeacherError
 from train.conventions import load_offsets
 from train.export import export_cascade, export_twin
 from train.engine import (
@@ -25,6 +28,8 @@ from train.engine import (
     prepare_output_dir, stack_eval,
 )
 from train.model import CascadeCNN
+from train.negatives import negatives_from_folders
+from tracker.haar_detector import HaarDetector
 
 
 def load_split(args: argparse.Namespace) -> tuple[Faces, Faces]:
@@ -75,8 +80,6 @@ def mined_negatives(roots: list[str], cache: str, seed: int) -> Faces | None:
     """No-face crops mined from 300-W folders (train.negatives), kept in the cache."""
     if not roots:
         return None
-    from tracker.app import image_detector
-    from train.negatives import negatives_from_folders
 
     key = "|".join(str(Path(r).resolve()) for r in roots) + f"|{seed}"
     path = Path(cache) / f"negatives-{hashlib.sha1(key.encode()).hexdigest()[:10]}.npz"
@@ -84,7 +87,7 @@ def mined_negatives(roots: list[str], cache: str, seed: int) -> Faces | None:
         with np.load(path) as saved:
             canvases = saved["canvases"]
     else:
-        canvases = negatives_from_folders(roots, seed=seed, detector=image_detector()).canvases
+        canvases = negatives_from_folders(roots, seed=seed, detector=HaarDetector.for_images()).canvases
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, canvases=canvases)
     n = len(canvases)
@@ -186,3 +189,12 @@ def submit(args: argparse.Namespace) -> int:
     merged[["RowId", "Location"]].to_csv(args.output, index=False)
     print(f"wrote {args.output} ({len(merged)} rows)")
     return 0
+
+
+# The command line's subcommands (train/__main__.py defines their arguments).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "fit": fit, "evaluate": evaluate, "export": export, "submit": submit, "calibrate": calibrate,
+    "teacher-map": teacher_map, "pseudolabel": pseudolabel, "calibrate-box": calibrate_box,
+}
+# What a command fails with: one `error: ...` line each.
+ERRORS = (DataError, TrainingError, TeacherError, WeightsError)

@@ -16,8 +16,8 @@ import numpy as np
 
 from kaggle_framing import KEYPOINT_NAMES, MEAN_SHAPE, NUM_KEYPOINTS, apply_affine, fit_similarity, invert_affine
 from kaggle_framing.keypoints68 import DataError
+from train.shipped import OFFSETS_FILE
 
-OFFSETS_FILE = Path(__file__).with_name("ytf68_offsets.json")
 
 
 def convention_offsets(labels: np.ndarray, reference: np.ndarray) -> np.ndarray:

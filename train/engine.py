@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from kaggle_framing.weights_contract import WeightsError, load_torchscript
+from kaggle_framing.weights_contract import WeightsError, answers_on_mirror, load_torchscript
 from train import distributed
 from train.augment import eval_transform, train_transform
 from train.data import DataError, Faces, KeypointDataset
 from train.metrics import keypoint_metrics, masked_l1, presence_errors
-from train.model import CascadeCNN, upgraded_state
+from train.model import ARCHITECTURES, architecture_of, upgraded_state
 
 CHECKPOINT = "checkpoint.pth"
 METRICS = "metrics.csv"
@@ -29,6 +29,12 @@ METRICS = "metrics.csv"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (NaN loss, unusable checkpoint); the message says why."""
+
+
+# What `fit` trains (train.model.ARCHITECTURES), and its shape from scratch unless told otherwise
+# (--width1, --width2, --mirror/--no-mirror).
+MODEL_CLASS = "CascadeCNN"
+FRESH_ARCHITECTURE = {"width1": 32, "width2": 16, "mirror": True}
 
 
 def pick_device(name: str) -> torch.device:
@@ -59,7 +65,7 @@ class TrainStep(torch.nn.Module):
     """One training forward pass as a module's `forward`, which is what DistributedDataParallel wraps:
     level 1 (points and presence logit), then level 2 from level-1 points jittered by `noise` px."""
 
-    def __init__(self, model: CascadeCNN) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -74,7 +80,7 @@ class TrainStep(torch.nn.Module):
 @torch.inference_mode()
 def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
             level1_only: bool = False) -> np.ndarray:
-    """(N, 1, 96, 96) float images -> (N, 15, 2) predictions, for an eager CascadeCNN or TorchScript."""
+    """(N, 1, 96, 96) float images -> (N, 15, 2) predictions, for an eager cascade or TorchScript."""
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(device)
@@ -137,8 +143,8 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def model_from_checkpoint(checkpoint: dict) -> CascadeCNN:
-    model = CascadeCNN(**checkpoint.get("model_args", {}))
+def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
+    model = ARCHITECTURES[checkpoint.get("model_class", MODEL_CLASS)](**checkpoint.get("model_args", {}))
     model.load_state_dict(upgraded_state(checkpoint["model"], model))
     return model.eval()
 
@@ -175,10 +181,16 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
     main = distributed.is_main()
     out = prepare_output_dir(args.output_dir)
     torch.manual_seed(args.seed)  # the same initial weights in every process
-    model_args = {"width1": args.width1, "width2": args.width2, "mirror": not args.no_mirror}
-    model = CascadeCNN(**model_args).to(device)
-    if args.init:
-        init_from(model, args.init)
+    start = load_init(args.init) if args.init else None
+    if start is not None:
+        model_args = chosen_architecture(args, start[1], f"--init {args.init}")
+    elif args.resume:  # the run's own cascade (a checkpoint of another one fails to load below)
+        model_args = chosen_architecture(args, load_checkpoint(args.resume).get("model_args"), f"--resume {args.resume}")
+    else:
+        model_args = chosen_architecture(args, None, "")
+    model = ARCHITECTURES[MODEL_CLASS](**model_args).to(device)
+    if start is not None:
+        init_from(model, args.init, start[0])
     step = TrainStep(model)
     if distributed.world_size() > 1:
         step = torch.nn.parallel.DistributedDataParallel(step)
@@ -264,8 +276,8 @@ def fit(args: argparse.Namespace, train_faces: Faces, val_faces: Faces, val_nega
             continue
         append_metrics(out / METRICS, row, restart=epoch == 0)
         save_checkpoint(
-            out / CHECKPOINT, model_args=model_args, model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),
-            optimizer=optimizer.state_dict(),
+            out / CHECKPOINT, model_class=MODEL_CLASS, model_args=model_args, model=ema.module.state_dict(),
+            train_model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), epoch=epoch, args=vars(args),
             rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         )
@@ -302,15 +314,44 @@ def resumed_schedule(args: argparse.Namespace, checkpoint: dict,
 _RENAMED = {"level1.head.2.": "level1.hidden.2.", "level1.head.4.": "level1.points."}
 
 
-def init_from(model: CascadeCNN, path: str) -> None:
-    """Start from the weights of a cascade file or checkpoint (a fine-tune). Parts it lacks (the
-    presence head of an older file) keep their fresh initialisation, and are named."""
+def load_init(path: str) -> tuple[dict, dict]:
+    """The weights of a cascade file or checkpoint to start a fine-tune from, and the architecture
+    they hold (their shapes, and whether they answer on mirror images too)."""
     try:
-        state = load_torchscript(path).state_dict()
+        scripted = load_torchscript(path)
+        state, mirror = dict(scripted.state_dict()), answers_on_mirror(scripted)
     except WeightsError:  # not a cascade file: a training checkpoint (or a clear error from its loader)
-        state = load_checkpoint(path)["model"]
+        checkpoint = load_checkpoint(path)
+        state, mirror = checkpoint["model"], checkpoint.get("model_args", {}).get("mirror", True)
     for old, new in _RENAMED.items():
         state = {k.replace(old, new): v for k, v in state.items()}
+    try:
+        return state, architecture_of(state, mirror)
+    except KeyError as e:
+        raise TrainingError(f"--init {path}: not weights of this model (no {e})") from None
+
+
+def chosen_architecture(args: argparse.Namespace, held: dict | None, where: str) -> dict:
+    """The cascade to train: the one `held` by the weights started from (`where`: --init or --resume),
+    else the defaults, with what the command line gives; sizes that differ from the weights' are an
+    error naming both."""
+    given = {k: v for k, v in (("width1", args.width1), ("width2", args.width2), ("mirror", args.mirror))
+             if v is not None}
+    held = {**FRESH_ARCHITECTURE, **(held or {})}
+    clash = [k for k in ("width1", "width2") if k in given and given[k] != held[k]]
+    if clash and where:
+        raise TrainingError(f"{where}: weights of shape {_shape(held)}, not the {_shape({**held, **given})} "
+                            f"asked for (leave {' and '.join('--' + k for k in clash)} out to take the weights' own)")
+    return {**held, **given}
+
+
+def _shape(architecture: dict) -> str:
+    return f"width1 {architecture['width1']}, width2 {architecture['width2']}"
+
+
+def init_from(model: torch.nn.Module, path: str, state: dict) -> None:
+    """Start from these weights of a cascade file or checkpoint (a fine-tune). Parts they lack (the
+    presence head of an older file) keep their fresh initialisation, and are named."""
     state = upgraded_state(state, model)
     # A calibration offset (`train calibrate`) was measured for those weights' answers; a fine-tune
     # changes them, so it starts without one (calibrate again after).

@@ -112,10 +112,13 @@ class CascadeCNN(nn.Module):
         its sizes are read from the weights' shapes. Files from before the mirror load as they ran:
         without it."""
         state = dict(scripted.state_dict())
-        model = cls(patch=state["patch_offsets"].shape[0], width1=state["level1.features.2.0.weight"].shape[0],
-                    width2=state["level2.trunk.0.0.weight"].shape[0], mirror=answers_on_mirror(scripted))
+        model = cls(**architecture_of(state, answers_on_mirror(scripted)))
         model.load_state_dict(upgraded_state(state, model))
         return model.eval()
+
+    def architecture(self) -> dict:
+        """What builds this cascade again, `CascadeCNN(**architecture)`: its sizes and whether it mirrors."""
+        return architecture_of(self.state_dict(), self.mirror)
 
     def coarse_with_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Level 1 alone, on these crops only: (N, 15, 2) crop pixels and (N,) face-presence logits."""
@@ -178,6 +181,18 @@ class CascadeCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.answers(x)[0]
+
+
+# The architectures `fit` trains, by the name a checkpoint keeps (`model_class`). Each is built from
+# keyword arguments (`model_args`, which `architecture()` gives back), trains through
+# `coarse_with_logit` and `refine`, and exports to the weights contract (kaggle_framing/weights_contract.py).
+ARCHITECTURES: dict[str, type[nn.Module]] = {"CascadeCNN": CascadeCNN}
+
+
+def architecture_of(state: dict, mirror: bool) -> dict:
+    """A cascade's constructor arguments, read from the shapes of its weights."""
+    return {"patch": state["patch_offsets"].shape[0], "width1": state["level1.features.2.0.weight"].shape[0],
+            "width2": state["level2.trunk.0.0.weight"].shape[0], "mirror": mirror}
 
 
 def upgraded_state(state: dict, module: nn.Module) -> dict:

@@ -3,7 +3,7 @@
 Mined from labelled photos (300-W folders: every face in them is labelled, so what lies away from
 the labels is background): background windows of face-like sizes, windows framed a face's width or
 more off a face (what a track that lost its face sees), and the Haar detector's false positives.
-Each is cut as the tracker cuts a face box (`framing_from_box`) on a canvas like the faces', so the
+Each is cut as the tracker cuts a face box (`HaarDetector.framing_from_box`) on a canvas like the faces', so the
 same augmentation applies; their keypoints are all NaN, which is what marks a negative.
 """
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_framing import CROP_SIZE, NUM_KEYPOINTS, framing_from_box, framing_transform, invert_affine
+from kaggle_framing import CROP_SIZE, NUM_KEYPOINTS, framing_transform, invert_affine
 from train.data import CANVAS, CANVAS_MARGIN, Faces
 from train.folders import pts_items
 from kaggle_framing.crop import warp_crop
+from tracker.haar_detector import HaarDetector
 
 
 def face_square(points: np.ndarray) -> np.ndarray:
@@ -37,7 +38,7 @@ def overlap(square: np.ndarray, squares: np.ndarray) -> np.ndarray:
 
 def cut(gray: np.ndarray, square: np.ndarray) -> np.ndarray:
     """A canvas framed as the tracker frames a detector box of this square."""
-    matrix = framing_from_box(*square[:2], square[2], square[2]).astype(np.float64)
+    matrix = HaarDetector.framing_from_box((square[0], square[1], square[2], square[2])).astype(np.float64)
     matrix[:, 2] += CANVAS_MARGIN
     return warp_crop(gray, matrix, CANVAS)
 

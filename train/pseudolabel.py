@@ -15,10 +15,10 @@ import cv2
 
 from kaggle_framing import COLUMNS, KEYPOINT_NAMES, apply_affine, interocular, kaggle_from_ibug68
 from kaggle_framing.keypoints68 import DataError, points68, read_keypoints68
-from train.conventions import OFFSETS_FILE, convention_offsets, save_offsets
+from train.conventions import convention_offsets, save_offsets
 from train.data import split_by_group
 from train.folders import IMAGE_SUFFIXES, PSEUDO_LABELS, identity_of, pts_items, read_exclusions
-from train.teacher import MAP_FILE, TeacherMap, label, run_teacher
+from train.teacher import TeacherMap, label, run_teacher
 
 CHUNK = 2000  # images per teacher run: an interrupted labelling keeps every finished chunk
 
@@ -167,31 +167,3 @@ def pseudolabel(args: argparse.Namespace) -> int:
           f"(on the image or its mirror), {unsure} where its two answers disagree by more than {args.max_disagreement} "
           "(mean point distance over the outer-eye-corner distance)")
     return 0
-
-
-def add_arguments(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("teacher-map", help="fit and score the teacher's map from MediaPipe's 478 points to ours")
-    p.add_argument("--pts", action="append", default=[], metavar="DIR",
-                   help="fit on these human-labelled 300-W style folders (repeatable; the shipped map's way)")
-    p.add_argument("--ytf68", metavar="DIR",
-                   help="fit on ytf68's training people (without --pts); with --pts, measure its labels' offsets")
-    p.add_argument("--offsets", default=str(OFFSETS_FILE), help="where the ytf68 offsets go (with --pts and --ytf68)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="share of identities held out (default 0.15, as fit)")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=1e-3, help="ridge penalty (per face)")
-    p.add_argument("--max-disagreement", type=float, default=0.05, help="as pseudolabel's; reported only")
-    p.add_argument("--cache", default="runs/teacher", help="where the teacher's raw answers are kept")
-    p.add_argument("--output", default=str(MAP_FILE))
-
-    p = sub.add_parser("pseudolabel", help="label every image under SRC_DIR with the teacher (a folder fit reads)")
-    p.add_argument("source", metavar="SRC_DIR")
-    p.add_argument("--output", required=True, metavar="DIR")
-    p.add_argument("--exclude", metavar="TXT", help="names to leave out (one a line), e.g. exclude_identities.txt")
-    p.add_argument("--max-disagreement", type=float, default=0.05,
-                   help="drop faces whose image and mirror answers differ by more (NME units; default 0.05)")
-    p.add_argument("--map", default=str(MAP_FILE), help="the teacher map (python -m train teacher-map)")
-    p.add_argument("--per-identity", type=int, metavar="N", help="at most N images of one person (more people per hour)")
-    p.add_argument("--max-images", type=int, metavar="N", help="at most N images in all, drawn at random")
-    p.add_argument("--seed", type=int, default=0, help="seed of those draws")
-    p.add_argument("--skip", type=int, default=0, metavar="N",
-                   help="pass over the first N images of the draw (e.g. those an earlier --max-images N labelled)")

@@ -18,25 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_framing import FLIP_PERMUTATION, NUM_KEYPOINTS, apply_affine, fit_similarity, interocular, invert_affine
+from kaggle_framing import NUM_KEYPOINTS, apply_affine, fit_similarity, interocular, invert_affine, mirror_average
+from train.shipped import MAP_FILE
 
-MAP_FILE = Path(__file__).with_name("teacher_map.npz")
 TEACHER_SCRIPT = Path(__file__).with_name("teacher_mesh.py")
-MESH_POINTS = 478
+MESH_POINTS = 478  # MediaPipe Face Mesh with refine_landmarks (train/teacher_mesh.py)
 
 
 class TeacherError(RuntimeError):
     pass
 
 
-def teacher_python() -> Path:
-    """MediaPipe's venv (the benchmark's peer venv: `python -m benchmarks --setup-peers`)."""
-    from benchmarks.peers import PEERS
+# MediaPipe's venv: the benchmark's peer venv, made by `python -m benchmarks --setup-peers`
+# (benchmarks.peers.PEERS["mediapipe"] is this folder; benchmarks imports train, never the reverse).
+TEACHER_VENV = Path(__file__).resolve().parents[1] / ".venvs" / "mediapipe"
 
-    peer = PEERS["mediapipe"]
-    if not peer.installed():
+
+def teacher_python(venv: Path = TEACHER_VENV) -> Path:
+    """The python of MediaPipe's venv, where its setup completed."""
+    python = venv / "bin" / "python"
+    if not ((venv / ".complete").exists() and python.exists()):
         raise TeacherError("MediaPipe is not installed: run python -m benchmarks --setup-peers (its own venv, numpy < 2)")
-    return peer.python()
+    return python
 
 
 def run_teacher(images: list[Path], output: Path) -> dict[str, np.ndarray]:
@@ -113,19 +116,12 @@ class TeacherMap:
             return cls(saved["reference"], saved["weights"])
 
 
-def mirrored_back(points: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """15 points found on mirrored images -> the same points on the images (left <-> right, and
-    x -> w - 1 - x: pixel centres counted from 0)."""
-    out = points[:, list(FLIP_PERMUTATION)].copy()
-    out[..., 0] = (widths[:, None] - 1) - out[..., 0]
-    return out
-
-
 def label(raw: dict[str, np.ndarray], mapping: TeacherMap) -> tuple[np.ndarray, np.ndarray]:
     """Teacher answers -> (N, 15, 2) points (mean of image and mirror) and (N,) disagreement
     (mean point distance between the two over the eye-corner distance; NaN where either missed)."""
     direct = mapping(raw["mesh"])
-    mirror = mirrored_back(mapping(raw["mirror_mesh"]), raw["size"][:, 0].astype(np.float32))
-    points = (direct + mirror) / 2
-    disagreement = np.linalg.norm(direct - mirror, axis=-1).mean(axis=-1) / interocular(points)
+    # x -> w - 1 - x: pixel centres counted from 0, each image its own width
+    axis = raw["size"][:, 0].astype(np.float32)[:, None] - 1
+    points, apart = mirror_average(direct, mapping(raw["mirror_mesh"]), axis)
+    disagreement = apart / interocular(points)
     return points, disagreement

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The teacher's raw answers: MediaPipe Face Mesh (legacy solution, 478 points, refine_landmarks) on
 images and on their mirror images. Runs in MediaPipe's own venv (it needs numpy < 2), so it imports
-only cv2, numpy and mediapipe; `python -m train pseudolabel` drives it.
+only cv2, numpy, mediapipe and NumPy-only train.teacher; `python -m train pseudolabel` drives it.
 
     .venvs/mediapipe/bin/python train/teacher_mesh.py LIST.txt OUT.npz [--pad 0.3]
 
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import cv2
 import mediapipe as mp
 import numpy as np
 
-MESH_POINTS = 478
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for train.teacher
+from train.teacher import MESH_POINTS  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,7 @@
 
 Runs with the project's own python (OpenCV's Haar cascades, `kaggle_framing`). Detects on every
 frame with the tracker's video detector, or its still-image detector for images; the mean shape is
-placed with `kaggle_framing.framing_from_box`, the box-to-crop framing the tracker starts tracks from.
+placed with `HaarDetector.framing_from_box`, the box-to-crop framing the tracker starts tracks from.
 """
 from __future__ import annotations
 
@@ -14,16 +14,14 @@ import sys
 import cv2
 from peer_io import Frame, parser, run
 
-from kaggle_framing import MEAN_SHAPE, apply_affine, framing_from_box, invert_affine
+from kaggle_framing import MEAN_SHAPE, apply_affine, invert_affine
 from tracker.haar_detector import HaarDetector
 
 
 def main() -> int:
     args = parser(__doc__).parse_args()
     if args.image:
-        from tracker.app import image_detector  # the tracker's own settings for still images
-
-        detector = image_detector()
+        detector = HaarDetector.for_images()  # the tracker's own settings for still images
     else:
         detector = HaarDetector()
     if args.self_check:
@@ -32,7 +30,7 @@ def main() -> int:
     def locate(frame: Frame):
         image = frame.image
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        return [(tuple(map(float, box)), apply_affine(invert_affine(framing_from_box(*box)), MEAN_SHAPE))
+        return [(tuple(map(float, box)), apply_affine(invert_affine(HaarDetector.framing_from_box(box)), MEAN_SHAPE))
                 for box in detector.detect(gray)]
 
     return run(args, locate)

@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for kaggle_framing
 from kaggle_framing import COLUMNS  # noqa: E402
 
-# As tracker/outputs.py writes it (`score` left empty: a peer has no presence score).
+# As tracker/app/sinks.py writes it (`score` left empty: a peer has no presence score).
 CSV_HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

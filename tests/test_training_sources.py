@@ -15,13 +15,19 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_framing import COLUMNS, FLIP_PERMUTATION, kaggle_from_ibug68
+from kaggle_framing import COLUMNS, FLIP_PERMUTATION, framing_transform, from_mirror, kaggle_from_ibug68
 from train.commands import load_split, training_extras
-from train.data import DataError, Faces
+from train.data import CANVAS, CANVAS_MARGIN, DataError, Faces, KeypointDataset, split_by_group, ytf68_faces
 from train.folders import PSEUDO_LABELS, cached_faces, identity_of, pseudo_items, pts_items, read_exclusions, read_pts, without
-from train.teacher import TeacherMap, mirrored_back
+from train.teacher import TeacherMap
+from tracker.keypoint_model import KeypointModel
+from train.__main__ import main
+from train.augment import MirrorWithSwap
+from train.conventions import OFFSETS_FILE, load_offsets
+from train.engine import load_checkpoint, model_from_checkpoint, predict, stack_eval
+from train.pseudolabel import sample
 
-from tests.conftest import YTF68, require
+from tests.helpers import YTF68, require
 
 
 def ytf68_example(index: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -151,12 +157,12 @@ def test_teacher_map_recovers_a_linear_rule():
     assert np.isnan(mapping(missing)[1]).all() and np.isfinite(mapping(missing)[0]).all()
 
 
-def test_mirrored_answers_map_back():
+def test_mirrored_answers_map_back_with_each_images_width():
     points = np.random.default_rng(1).uniform(10, 90, (2, 15, 2)).astype(np.float32)
     widths = np.array([100, 120], np.float32)
     mirrored = points[:, list(FLIP_PERMUTATION)].copy()
     mirrored[..., 0] = widths[:, None] - 1 - mirrored[..., 0]  # pixel centres from 0: x -> w - 1 - x
-    np.testing.assert_allclose(mirrored_back(mirrored, widths), points, atol=1e-5)
+    np.testing.assert_allclose(from_mirror(mirrored, widths[:, None] - 1), points, atol=1e-5)
 
 
 def test_distributed_fit_matches_one_process(tmp_path, ytf68_small):
@@ -184,10 +190,6 @@ def test_labels_are_read_0_based_and_mirror_about_w_minus_1(ytf68_small):
     augmentation maps x -> (W - 1) - x with left and right swapped, as the image's pixels go."""
     from torchvision.transforms import v2
 
-    from kaggle_framing import framing_transform
-    from train.augment import MirrorWithSwap
-    from train.data import CANVAS, CANVAS_MARGIN, KeypointDataset, ytf68_faces
-
     faces = ytf68_faces(ytf68_small)
     table = pd.read_csv(ytf68_small / "keypoints68.csv")
     written = kaggle_from_ibug68(table.iloc[0, 2:].to_numpy(np.float32).reshape(68, 2))
@@ -206,11 +208,6 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mi
     """`calibrate` folds the median signed error on training faces into the output offset: afterwards
     the training faces' median error is zero (to float rounding), whatever it was. With --no-mirror it
     measures the answers on each crop alone, and the exported files run one pass a face."""
-    from train.__main__ import main
-    from train.conventions import OFFSETS_FILE, load_offsets
-    from train.data import split_by_group, ytf68_faces
-    from train.engine import load_checkpoint, model_from_checkpoint, predict, stack_eval
-
     run = tmp_path / "run"
     assert main(["fit", "--ytf68", str(ytf68_small), "--val-fraction", "0.25", "--epochs", "1", "--batch-size", "4",
                  "--device", "cpu", "--output-dir", str(run)]) == 0
@@ -228,18 +225,14 @@ def test_calibrate_takes_the_training_faces_offset_out(tmp_path, ytf68_small, mi
     assert np.abs(np.median(before - targets, axis=0)).max() > 0.1
     np.testing.assert_allclose(np.median(after - targets, axis=0), 0, atol=1e-3)
     if not mirror:
-        from tracker.keypoint_model import KeypointModel
-
         assert main(["export", str(out), str(tmp_path / "single.pt")]) == 0
         model = KeypointModel(tmp_path / "single.pt", "cpu")  # the ONNX twin
         assert not model.runtime.mirrors
         crops = (images[:3, 0].numpy() * 255).round().astype(np.uint8)
-        np.testing.assert_allclose(model(crops), after[:3], atol=1e-3)
+        np.testing.assert_allclose(model.predict(crops).points, after[:3], atol=1e-3)
 
 
 def test_pseudolabel_draws_continue_where_an_earlier_draw_stopped():
-    from train.pseudolabel import sample
-
     images = [Path(f"Person_{i // 3}_{i % 3:04d}.jpg") for i in range(60)]
     first = sample(images, None, 25, seed=3)
     rest = sample(images, None, None, seed=3, skip=25)

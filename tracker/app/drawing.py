@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from kaggle_framing.crop import to_8bit, to_gray
-from tracker.tracker import Face
+from tracker.pipeline import Face
 
 # One colour per track id (BGR), cycled.
 PALETTE = [(0, 255, 0), (0, 200, 255), (255, 128, 0), (255, 0, 255), (0, 255, 255), (128, 128, 255)]

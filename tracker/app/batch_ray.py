@@ -1,4 +1,4 @@
-"""`--ray [ADDRESS]`: a folder run (tracker/batch.py) as Ray tasks, on a cluster or a local Ray.
+"""`--ray [ADDRESS]`: a folder run (tracker/app/batch.py) as Ray tasks, on a cluster or a local Ray.
 
 Each task gets one video's bytes (and the weights file's and its twins', once per machine) and returns its outputs' bytes,
 which the driver writes as a local run would: the workers need no shared file system, and the
@@ -7,7 +7,6 @@ busy without the driver holding every video in memory. Ray is optional: `pip ins
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import logging
@@ -16,10 +15,14 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from tracker.atomic import partial
-from tracker.batch_jobs import Job, Result, annotate_file, settle
+import tracker
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
+from tracker.app.atomic import partial
+from tracker.app.batch_jobs import Job, Result, annotate_file, settle
+from tracker.app.config import RunConfig
 
 RAY_VERSION = "2.60.0"  # the version this was tested with (README)
 
@@ -34,7 +37,7 @@ def _weights_files(path: Path) -> dict[str, bytes]:
 
 
 def _annotate_remote(job: Job, video: bytes, weights: dict[str, bytes],
-                     args: argparse.Namespace) -> tuple[Result, bytes, bytes]:
+                     config: RunConfig) -> tuple[Result, bytes, bytes]:
     """On a Ray worker: the video and the weights into local files, the outputs' bytes back."""
     folder = Path(tempfile.gettempdir()) / "keypoint-batch"
     digest = hashlib.sha1(b"".join(name.encode() + data for name, data in sorted(weights.items()))).hexdigest()[:16]
@@ -51,8 +54,9 @@ def _annotate_remote(job: Job, video: bytes, weights: dict[str, bytes],
         local = Job(Path(tmp, f"video{job.video.suffix}"), job.relative,
                     Path(tmp, "out.csv") if job.csv else None, Path(tmp, f"out{job.output.suffix}") if job.output else None)
         local.video.write_bytes(video)
-        local_args = argparse.Namespace(**{**vars(args), "weights": str(weights_dir / Path(args.weights).name)})
-        result = annotate_file(local, local_args, name=str(job.video))
+        weights_here = str(weights_dir / Path(config.tracker.weights).name)
+        result = annotate_file(local, replace(config, tracker=replace(config.tracker, weights=weights_here)),
+                               name=str(job.video))
         outputs = [p.read_bytes() if p and result.status == "done" else b"" for p in (local.csv, local.output)]
     return result, outputs[0], outputs[1]
 
@@ -64,40 +68,36 @@ def require_ray() -> None:
         raise RayError(f"--ray: Ray is not installed (pip install 'ray=={RAY_VERSION}')") from None
 
 
-def run_ray(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int], None],
+def run_ray(config: RunConfig, jobs: list[Job], on_frames: Callable[[int], None],
             on_result: Callable[[Result], None]) -> None:
-    """As `tracker.batch.run_local`, on Ray (`args.ray`: an address, or "local"); progress comes
+    """As `tracker.app.batch.run_local`, on Ray (`config.ray`: an address, or "local"); progress comes
     per video."""
     require_ray()
     import ray
 
-    import tracker
-
     options: dict = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    if args.ray == "local":
-        options["num_cpus"] = args.workers
+    if config.ray == "local":
+        options["num_cpus"] = config.workers
     else:  # the cluster's workers get the code from here: the tracker package and the shared contract
         here = Path(tracker.__file__).resolve().parents[1]
-        modules = [str(here / "tracker"), str(here / "kaggle_framing.py")]
-        options.update(address=args.ray, runtime_env={"py_modules": modules})
+        modules = [str(here / "tracker"), str(here / "kaggle_framing")]
+        options.update(address=config.ray, runtime_env={"py_modules": modules})
     try:
         ray.init(**options)
     except Exception as e:  # noqa: BLE001 - no cluster at that address, versions that differ, ...
-        raise RayError(f"--ray {args.ray}: cannot start or reach Ray ({str(e).splitlines()[0]})") from None
+        raise RayError(f"--ray {config.ray}: cannot start or reach Ray ({str(e).splitlines()[0]})") from None
     running: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(_annotate_remote)
-        from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
-
-        args = argparse.Namespace(**{**vars(args), "weights": str(args.weights or DEFAULT_WEIGHTS)})
-        weights = ray.put(_weights_files(Path(args.weights)))
+        config = replace(config, tracker=replace(config.tracker, weights=str(config.tracker.weights or DEFAULT_WEIGHTS)))
+        weights = ray.put(_weights_files(Path(config.tracker.weights)))
         limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         waiting = list(reversed(jobs))
         while waiting or running:
             while waiting and len(running) < limit:
                 job = waiting.pop()
                 try:
-                    running[task.remote(job, job.video.read_bytes(), weights, args)] = job
+                    running[task.remote(job, job.video.read_bytes(), weights, config)] = job
                 except OSError as e:
                     on_result(Result(job.relative, "failed", error=f"cannot read it ({e.strerror})"))
             if running:

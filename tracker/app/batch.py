@@ -2,10 +2,10 @@
 
 Every video under DIR (by extension, at any depth) gets `CSV_DIR/<its path under DIR>.csv` and an
 annotated copy at the same path under VIDEO_DIR, through the single-file path with one Tracker per
-worker process (tracker/batch_jobs.py); `--ray` runs the same jobs as Ray tasks (tracker/batch_ray.py).
+worker process (tracker/app/batch_jobs.py); `--ray` runs the same jobs as Ray tasks (tracker/app/batch_ray.py).
 
 Resumable: a video whose outputs are all in place is skipped. A final name only ever holds a complete
-output (written aside and renamed once complete, see tracker/batch_jobs.py), so "in place" means
+output (written aside and renamed once complete, see tracker/app/batch_jobs.py), so "in place" means
 "complete"; an output older than its video is redone. Ctrl-C (or SIGTERM) stops every worker within a
 frame: the videos finished are kept, the others leave nothing, and the next run does the rest. A
 video that fails (not a video, truncated, unreadable) is named with its reason and the job goes on; its
@@ -18,7 +18,6 @@ Exit status: 0, 1 when a video failed, 130 when interrupted, 2 when the job cann
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import json
@@ -32,9 +31,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from tracker.atomic import commit, partial
-from tracker.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, plan
-from tracker.batch_ray import RayError, require_ray, run_ray
+from tracker.app.config import RunConfig
+from tracker.app.atomic import commit, partial
+from tracker.app.batch_jobs import STATUSES, VIDEO_EXTENSIONS, Job, Result, annotate_file, clashes, plan
+from tracker.app.batch_ray import RayError, require_ray, run_ray
 
 REPORT = "report.json"
 # Which of the videos in flight crashed the process is not known: such a failure is retried next run.
@@ -51,28 +51,28 @@ class BatchError(RuntimeError):
 _worker: dict = {}  # in each worker: what the pool's initializer gave it
 
 
-def _start_worker(args: argparse.Namespace, stop, progress) -> None:
+def _start_worker(config: RunConfig, stop, progress) -> None:
     # Ctrl-C reaches every process of the terminal's group; the driver alone decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Leave without the interpreter's teardown, as run_tracker.py does: every output is settled by
     # then, and tearing down torch took seconds of the driver's wait at Ctrl-C (a loaded 2-core machine).
     atexit.register(os._exit, 0)
-    _worker.update(args=args, stop=stop, progress=progress)
+    _worker.update(config=config, stop=stop, progress=progress)
 
 
 def _work(job: Job) -> Result:
-    return annotate_file(job, _worker["args"], _worker["stop"].is_set, _worker["progress"].put)
+    return annotate_file(job, _worker["config"], _worker["stop"].is_set, _worker["progress"].put)
 
 
-def run_local(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[int], None],
+def run_local(config: RunConfig, jobs: list[Job], on_frames: Callable[[int], None],
               on_result: Callable[[Result], None]) -> None:
-    """Every job on `args.workers` processes, each result to `on_result` as it comes, frames done to
+    """Every job on `config.workers` processes, each result to `on_result` as it comes, frames done to
     `on_frames` as they go. On Ctrl-C (a KeyboardInterrupt here or in the callbacks) the running
     videos stop within a frame and come back "interrupted"; then the KeyboardInterrupt goes on up."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside the driver's threads
     stop, progress = context.Event(), context.Queue()
-    workers = min(args.workers, len(jobs))
+    workers = min(config.workers, len(jobs))
     waiting = list(reversed(jobs))
     running: dict = {}
     pool = None
@@ -82,7 +82,7 @@ def run_local(args: argparse.Namespace, jobs: list[Job], on_frames: Callable[[in
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # so the workers start with Ctrl-C ignored
                 try:
                     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                               initargs=(args, stop, progress))
+                                               initargs=(config, stop, progress))
                     for started in [pool.submit(int) for _ in range(workers)]:
                         started.result()  # each submit starts a worker: all of them now, while Ctrl-C is ignored
                 finally:
@@ -130,11 +130,11 @@ def _interrupt(signum, frame):  # noqa: ARG001 - SIGTERM stops the job as Ctrl-C
     raise KeyboardInterrupt
 
 
-def run(args: argparse.Namespace) -> int:
+def run(config: RunConfig) -> int:
     """The whole folder; returns the exit status."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run(args)
+        return _run(config)
     except (BatchError, RayError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -143,18 +143,18 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Job], Path]:
+def _prepare(config: RunConfig) -> tuple[list[Job], Path]:
     """The jobs and the report's path; cheap checks first, before any model loads."""
-    root = Path(args.video)
-    csv_dir, video_dir = (Path(p) if p else None for p in (args.csv, args.output))
+    root = Path(config.video)
+    csv_dir, video_dir = (Path(p) if p else None for p in (config.csv, config.output))
     if csv_dir is None and video_dir is None:
         raise BatchError("--video DIR needs --csv DIR and/or --output DIR (folders for the outputs)")
     if video_dir is not None and video_dir.resolve() == root.resolve():
         raise BatchError(f"--output {video_dir}: is the input folder; choose another folder")
-    if args.ray:
+    if config.ray:
         require_ray()
-    if args.weights and not Path(args.weights).exists():  # (the default: the shipped weights)
-        raise BatchError(f"{args.weights}: weights file not found")
+    if config.tracker.weights and not Path(config.tracker.weights).exists():  # (the default: the shipped weights)
+        raise BatchError(f"{config.tracker.weights}: weights file not found")
     for folder in (csv_dir, video_dir):
         try:
             if folder is not None:
@@ -194,12 +194,13 @@ def _unchanged(video: Path, row: dict) -> bool:
     return row.get("size") == stat.st_size and row.get("modified") == stat.st_mtime
 
 
-def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Result]) -> str | None:
+def _execute(config: RunConfig, todo: list[Job], results: dict[str, Result]) -> str | None:
     """Run the jobs under one progress bar, results into `results`; failures named as they come.
     Returns why the job stopped early ("interrupted", or the error that no video can get past)."""
+    # Here, not at the top: the driver loads OpenCV only once the job is known to run (see batch_jobs).
     from tqdm import tqdm
 
-    from tracker.sources import frame_count
+    from tracker.app.sources import frame_count
 
     expected = {job.relative: frame_count(job.video) for job in todo}
     todo = sorted(todo, key=lambda job: -expected[job.relative])  # longest first: none left alone at the end
@@ -222,7 +223,7 @@ def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Resul
             bar.write(f"failed: {result.file}: {result.error}", file=sys.stderr)
 
     try:
-        (run_ray if args.ray else run_local)(args, todo, bar.update, on_result)
+        (run_ray if config.ray else run_local)(config, todo, bar.update, on_result)
     except KeyboardInterrupt:
         stopped = stopped or "interrupted"
     finally:
@@ -231,14 +232,14 @@ def _execute(args: argparse.Namespace, todo: list[Job], results: dict[str, Resul
     return stopped
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(config: RunConfig) -> int:
     start = time.perf_counter()
-    jobs, report = _prepare(args)
-    results, todo = _triage(jobs, _read_report(report), args.retry_failed)
-    where = "on Ray" if args.ray else f"on {min(args.workers, len(todo))} worker processes"
-    print(f"{len(jobs)} videos under {args.video}: {len(jobs) - len(todo)} complete or failed before, "
+    jobs, report = _prepare(config)
+    results, todo = _triage(jobs, _read_report(report), config.retry_failed)
+    where = "on Ray" if config.ray else f"on {min(config.workers, len(todo))} worker processes"
+    print(f"{len(jobs)} videos under {config.video}: {len(jobs) - len(todo)} complete or failed before, "
           f"{len(todo)} to do" + (f" {where}" if todo else ""), file=sys.stderr)
-    stopped = _execute(args, todo, results) if todo else None
+    stopped = _execute(config, todo, results) if todo else None
     if stopped not in (None, "interrupted"):
         print(f"error: {stopped}", file=sys.stderr)
         return 2

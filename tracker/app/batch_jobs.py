@@ -1,5 +1,5 @@
-"""The unit of work of a folder run (tracker/batch.py): which videos, where their outputs go, and
-one video annotated through the single-file path (`tracker.app.annotate`) into outputs that are
+"""The unit of work of a folder run (tracker/app/batch.py): which videos, where their outputs go, and
+one video annotated through the single-file path (`tracker.app.run.annotate`) into outputs that are
 complete or absent.
 
 Complete or absent: a video's outputs are written under hidden temporary names beside the final
@@ -10,7 +10,6 @@ overwritten by the next run).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -19,7 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tracker.atomic import commit, partial
+from kaggle_framing.weights_contract import WeightsError
+from tracker.app.atomic import commit, partial
+from tracker.app.config import RunConfig, TrackerSettings
+from tracker.app.interrupts import Stop
 
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .m2ts .ogv".split())
 WRITABLE_EXTENSIONS = frozenset(".mp4 .avi .mkv .mov".split())  # an annotated copy keeps these; others get .mp4
@@ -119,24 +121,21 @@ def clashes(jobs: list[Job]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # One video, in a worker process (or a Ray task)
 
-_trackers: dict[tuple, object] = {}  # one Tracker per process, built for its first video
+_trackers: dict[TrackerSettings, object] = {}  # one Tracker per process, built for its first video
 
 
-def _tracker(args: argparse.Namespace):
-    from tracker.app import build_tracker
+def _tracker(settings: TrackerSettings):
+    from tracker.app.run import build_tracker  # (see annotate_file)
 
-    key = (args.weights, args.device, args.no_smooth, args.max_faces)
-    if key not in _trackers:
-        _trackers[key] = build_tracker(args)
-    tracker = _trackers[key]
+    if settings not in _trackers:
+        _trackers[settings] = build_tracker(settings)
+    tracker = _trackers[settings]
     tracker.reset()  # a new video: what it finds is what a fresh Tracker finds
     return tracker
 
 
 def _watched(frames: Iterable, stop: Callable[[], bool], on_frames: Callable[[int], None] | None) -> Iterator:
     """`frames`, ended early (as by Ctrl-C) once `stop()`; `on_frames(n)` now and then: n more went by."""
-    from tracker.app import Stop
-
     count = told = 0
     last = time.monotonic()
     for count, frame in enumerate(frames, 1):
@@ -166,36 +165,39 @@ def settle(job: Job, result: Result) -> None:
             partial(path).unlink(missing_ok=True)
 
 
-def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] = lambda: False,
+def annotate_file(job: Job, config: RunConfig, stop: Callable[[], bool] = lambda: False,
                   on_frames: Callable[[int], None] | None = None, name: str | None = None) -> Result:
     """One video into its outputs, complete or absent; never raises for a bad video (the Result says
     what happened). `stop()`: end now, as "interrupted"; `name`: the CSV's `source` (default the path)."""
-    from tracker.app import annotate
-    from tracker.haar_detector import DetectorError
-    from tracker.outputs import CsvSink, OutputError, VideoSink
-    from tracker.sources import InputError, VideoSource
-    from tracker.tracker import prepare
-    from kaggle_framing.weights_contract import WeightsError
+    # Here, not at the top: the folder run's driver imports this module, and only its workers load
+    # OpenCV, onnxruntime and the model (the driver starts in a fraction of the time).
+    from tracker.app.loop import annotate
+    from tracker.app.output_paths import OutputError
+    from tracker.app.sinks import CsvSink, VideoSink
+    from tracker.app.sources import InputError, VideoSource
+    from tracker.detector import DetectorError
+    from tracker.tracking import prepare
 
     start = time.perf_counter()
     result = Result(job.relative, "failed")
     if stop():
         result.status = "not run"
         return result
-    source = csv_sink = video_sink = None
+    source = None
+    sinks = []
     messages = io.StringIO()  # the tracker's warnings: the driver prints them above its progress bar
     try:
         with contextlib.redirect_stderr(messages):
-            tracker = _tracker(args)
-            source = VideoSource(job.video, name=name, prepare=prepare, gray=job.output is None)
+            tracker = _tracker(config.tracker)
+            source = VideoSource(job.video, name=name, prepare=prepare)
             for path in job.outputs:
                 path.parent.mkdir(parents=True, exist_ok=True)
             # Each sink writes to partial(its path); settle() renames them into place or removes them.
             if job.csv:
-                csv_sink = CsvSink(job.csv, [job.video])
+                sinks.append(CsvSink(job.csv, [job.video]))
             if job.output:
-                video_sink = VideoSink(job.output, source.fps, source.size, [job.video])
-            counts = annotate(args, _watched(source, stop, on_frames), tracker, csv_sink, video_sink)
+                sinks.append(VideoSink(job.output, source.fps, source.size, [job.video]))
+            counts = annotate(_watched(source, stop, on_frames), tracker, sinks)
         result.frames, result.faces = counts.frames, counts.faces
         if counts.interrupted:
             result.status = "interrupted"
@@ -210,7 +212,7 @@ def annotate_file(job: Job, args: argparse.Namespace, stop: Callable[[], bool] =
     except Exception as e:  # noqa: BLE001 - a decoder's or codec's surprise fails this video, not the job
         result.error = f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        for closable in (csv_sink, video_sink, source):
+        for closable in [*sinks, source]:
             if closable is not None:
                 try:
                     closable.close()

@@ -1,6 +1,6 @@
-"""Calibrate the Haar box -> Kaggle framing mapping (`kaggle_framing.BOX_CENTER`, `BOX_SCALE`).
+"""Calibrate the Haar box -> Kaggle framing mapping (`HaarDetector.box_center`, `box_scale`).
 
-    python -m tracker.calibrate_box [../shared/data/ytf68]
+    python -m train calibrate-box [../shared/data/ytf68]
 
 For every labelled face the detector finds, the Kaggle crop fitted to its true points is expressed
 in units of the box (centre offset / box size, crop side / box width); the medians are the mapping,
@@ -8,7 +8,7 @@ and the spreads say how much framing jitter a fresh detection brings (what the m
 """
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
@@ -39,15 +39,11 @@ def box_units(root: Path) -> tuple[np.ndarray, int]:
     return np.array(rows), len(table)
 
 
-def main(argv: list[str]) -> int:
-    root = Path(argv[0] if argv else "../shared/data/ytf68")
-    units, total = box_units(root)
+def calibrate_box(args: argparse.Namespace) -> int:
+    """`python -m train calibrate-box [DIR]`: print the medians, to paste into HaarDetector."""
+    units, total = box_units(Path(args.root))
     median, spread = np.median(units, axis=0), units.std(axis=0)
     print(f"{len(units)}/{total} faces found ({len(units) / total:.1%})")
-    print(f"BOX_CENTER = ({median[0]:.3f}, {median[1]:.3f})  # sd {spread[0]:.3f}, {spread[1]:.3f} of the box")
-    print(f"BOX_SCALE = {median[2]:.3f}  # sd {spread[2]:.3f}")
+    print(f"box_center = ({median[0]:.3f}, {median[1]:.3f})  # sd {spread[0]:.3f}, {spread[1]:.3f} of the box")
+    print(f"box_scale = {median[2]:.3f}  # sd {spread[2]:.3f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
 """Files that appear whole or not at all: written under a hidden temporary name beside their final
 one and renamed into place, in one atomic step, once complete and on disk.
 
-Standard library only: a folder run's driver (tracker/batch.py) uses it without loading OpenCV or torch.
+Standard library only: a folder run's driver (tracker/app/batch.py) uses it without loading OpenCV or torch.
 """
 from __future__ import annotations
 

@@ -31,16 +31,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_framing import (
-    BOX_CENTER, BOX_SCALE, CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_from_box, framing_transform,
-    interocular, invert_affine,
-)
-from tracker.background import BackgroundJobs
+from kaggle_framing import CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, framing_transform, interocular, invert_affine
 from kaggle_framing.crop import to_gray, warp_crop
+from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
+from tracker.background import BackgroundJobs
+from tracker.detector import Detector, box_from_framing, framing_from_box
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
-from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
+from tracker.pipeline import Face
 from tracker.scene_watch import SceneWatch, Thumbnail, thumbnail
 
 # A prediction is a face when, fitted onto the mean shape, its points sit within this RMS distance
@@ -107,19 +106,6 @@ MIN_PRESENCE = 0.5
 
 
 @dataclass
-class Face:
-    """One tracked face in one frame: `points` (15, 2) frame pixels (smoothed unless smoothing is
-    off), `raw_points` straight from the model, `box` (x, y, w, h) in the detector's framing, `score`
-    the model's presence score for its crop (0-1; None where the weights have no presence output)."""
-
-    track_id: int
-    box: np.ndarray
-    points: np.ndarray
-    raw_points: np.ndarray
-    score: float | None = None
-
-
-@dataclass
 class _Found:
     """A face found from a detector box: mean of the model's answers on its crop and on the mirrored
     crop, and how far apart those two answers are (mean over points, crop pixels; held-out images:
@@ -156,18 +142,6 @@ class Prepared:
 def prepare(frame: np.ndarray) -> Prepared:
     gray = to_gray(frame)
     return Prepared(gray, thumbnail(gray))
-
-
-def box_from_framing(framing: np.ndarray) -> np.ndarray:
-    """The detector-style box (x, y, w, h) that a crop framing corresponds to."""
-    # Scalar maths on Python floats (called for every track on every frame; numpy's is slower here):
-    # the crop's centre mapped back through the inverse framing, and the side its scale gives.
-    (a, b, tx), (c, d, ty) = framing.tolist()
-    det = a * d - b * c
-    u, v = CROP_SIZE / 2 - tx, CROP_SIZE / 2 - ty
-    cx, cy = (d * u - b * v) / det, (a * v - c * u) / det
-    w = CROP_SIZE / math.sqrt(abs(det)) / BOX_SCALE
-    return np.array([cx - BOX_CENTER[0] * w, cy - BOX_CENTER[1] * w, w, w], np.float32)
 
 
 def rescaled(framing: np.ndarray, factor: float) -> np.ndarray:
@@ -240,7 +214,7 @@ class Tracker:
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", smooth: bool = True,
                  max_faces: int = 10, detect_every: int = 120, verify_every: int = 10, max_misses: int = 2,
-                 refine_passes: int = 1, detector: HaarDetector | None = None, detector_lag: int | None = None,
+                 refine_passes: int = 1, detector: Detector | None = None, detector_lag: int | None = None,
                  live: bool = False) -> None:
         if detector_lag is None:
             detector_lag = LIVE_LAG if live else FILE_LAG
@@ -277,6 +251,10 @@ class Tracker:
         self.background.close()
         self.detector.close()
 
+    def _box(self, framing: np.ndarray) -> np.ndarray:
+        """The detector's box (x, y, w, h) for the face a crop framing holds."""
+        return box_from_framing(framing, self.detector.box_center, self.detector.box_scale)
+
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
         self.timings[stage] += now - start
@@ -304,7 +282,7 @@ class Tracker:
         """For each box, the best of the answers from these starting shifts (see `_find`)."""
         starts = []
         for box in boxes:
-            base = framing_from_box(*box)
+            base = framing_from_box(box, self.detector.box_center, self.detector.box_scale)
             starts += [base + np.array([[0, 0, dx], [0, 0, dy]], np.float32) for dx, dy in shifts]
         points = self._predict(gray, starts)[1]
         for _ in range(passes):
@@ -320,7 +298,7 @@ class Tracker:
             crop_points = answers.points[j]
             points = apply_affine(invert_affine(framings[j]), crop_points)
             framing = framing_transform(points, rotation=True)
-            found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, box_from_framing(framing)))
+            found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, self._box(framing)))
         return found
 
     def _find(self, gray: np.ndarray, boxes: np.ndarray | list[np.ndarray], passes: int) -> list[_Found]:
@@ -354,7 +332,7 @@ class Tracker:
         the detector disagrees with. `tracked_then`: (track, box) on the frame the detector searched,
         which may be some frames back: a moving face is matched where it was then."""
         alive = [(track, box) for track, box in tracked_then if any(track is t for t in self.tracks)]
-        tracked_now = [box_from_framing(tr.framing) for tr in self.tracks]
+        tracked_now = [self._box(tr.framing) for tr in self.tracks]
         fresh, unmatched = [], [track for track, _ in alive]
         for b in boxes:
             match = max(alive, key=lambda tb: iou(b, tb[1]), default=None)
@@ -384,10 +362,10 @@ class Tracker:
             return
         lost, new = list(lost), []
         for found in self._find(gray, boxes, self.refine_passes):
-            distance = {id(t): np.linalg.norm(centre(box_from_framing(t.framing)) - centre(found.box)) for t in lost}
+            distance = {id(t): np.linalg.norm(centre(self._box(t.framing)) - centre(found.box)) for t in lost}
             track = min(lost, key=lambda t: distance[id(t)], default=None)
             if (track is not None and distance[id(track)] < RELOCATE_DISTANCE * found.box[2]
-                    and not self.detector.contains_face(self._check_patch(gray, track), VERIFY_FACE / BOX_SCALE)):
+                    and not self.detector.contains_face(self._check_patch(gray, track), VERIFY_FACE / self.detector.box_scale)):
                 lost.remove(track)
                 track.framing, track.points, track.velocity = found.framing, np.zeros((0, 2)), np.zeros(2)
                 track.smoother.reset()
@@ -418,7 +396,7 @@ class Tracker:
         t = time.perf_counter()
         boxes = self.detector.detect(gray, both=True)
         self._timed("detect", t)
-        self._use_detections(gray, boxes, [(tr, box_from_framing(tr.framing)) for tr in self.tracks])
+        self._use_detections(gray, boxes, [(tr, self._box(tr.framing)) for tr in self.tracks])
 
     def _schedule_searches(self, gray: np.ndarray, cut: bool) -> None:
         """Hand the detector what it should look at on this frame. The whole frame, at once, after a
@@ -430,7 +408,7 @@ class Tracker:
         first NEW_SCENE_FRAMES (a face missed on its first frame, beside one that was found)."""
         if cut:
             self.scene_start = self.frame_index
-        boxes = [box_from_framing(tr.framing) for tr in self.tracks]
+        boxes = [self._box(tr.framing) for tr in self.tracks]
         tracked = list(zip(self.tracks, boxes))
         moved = self.scene.motion(boxes)
         idle_due = self.frame_index >= self.next_idle_search
@@ -473,7 +451,7 @@ class Tracker:
             # where the detector still sees a face of its size in its patch (a change of light).
             self.background.clear()
             self.tracks = [tr for tr in self.tracks
-                           if self.detector.contains_face(self._check_patch(gray, tr), VERIFY_FACE / BOX_SCALE)]
+                           if self.detector.contains_face(self._check_patch(gray, tr), VERIFY_FACE / self.detector.box_scale)]
         for job, answer, seconds in self.background.collect(self.frame_index):
             self.timings["detect"] += seconds
             if job in ("detect", "motion"):
@@ -487,7 +465,7 @@ class Tracker:
             if track.age % self.verify_every == self.verify_every - 1:
                 patch = self._check_patch(gray, track)
                 self.background.submit(self.frame_index + self.detector_lag, self.detector.contains_face, patch,
-                                       VERIFY_FACE / BOX_SCALE, tag=track)
+                                       VERIFY_FACE / self.detector.box_scale, tag=track)
         self.tracks = [tr for tr in self.tracks if tr.misses < self.max_misses]
         self._schedule_searches(gray, cut)
         self.frame_index += 1
@@ -512,7 +490,7 @@ class Tracker:
         alive = [i for i, (crop_p, c, score) in enumerate(zip(crop_points, contrast, presence))
                  if c >= MIN_CROP_CONTRAST and looks_like_face(crop_p) and score >= MIN_PRESENCE]
         fitted = {i: framing_transform(points[i], rotation=True) for i in alive}
-        boxes = {i: box_from_framing(f) for i, f in fitted.items()}
+        boxes = {i: self._box(f) for i, f in fitted.items()}
         crowded = [i for i in alive if any(j != i and overlap(boxes[i], boxes[j]) > SAME_FACE_OVERLAP for j in alive)]
         if crowded:
             # Tracks on one face (one passing in front of another): the surest stays, the others end

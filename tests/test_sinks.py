@@ -1,4 +1,4 @@
-"""The outputs' thread and the CSV sink, without the tracker."""
+"""The sinks (tracker/app/sinks.py) and the outputs' thread, without the tracker."""
 from __future__ import annotations
 
 import threading
@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracker.outputs import CSV_HEADER, CsvSink, OutputThread
-from tracker.tracker import Face
+from tests.helpers import ROOT, error_line, require, run_tracker
+from tracker.app.output_thread import OutputThread
+from tracker.app.sinks import CSV_HEADER, CsvSink
+from tracker.pipeline import Face, Frame
 
 
 def test_output_thread_runs_calls_in_order_off_the_callers_thread():
@@ -40,9 +42,10 @@ def test_csv_rows_are_whole_and_quoted(tmp_path):
     points = np.arange(30, dtype=np.float32).reshape(15, 2) / 3
     face = Face(4, np.array([1, 2, 30, 30], np.float32), points, points, 0.98765)
     unscored = Face(5, np.array([1, 2, 30, 30], np.float32), points, points)  # weights without a presence score
-    sink.write("a, b.mp4", 7, 0.28, [face, unscored])
-    sink.write("plain.mp4", 8, 0.32, [])  # a frame without faces has no rows
-    sink.write("photo.jpg", 0, None, [face])  # a photo has no time
+    image = np.zeros((4, 4, 3), np.uint8)
+    sink.write(Frame(image, 7, 0.28, "a, b.mp4"), [face, unscored])
+    sink.write(Frame(image, 8, 0.32, "plain.mp4"), [])  # a frame without faces has no rows
+    sink.write(Frame(image, 0, None, "photo.jpg"), [face])  # a photo has no time
     sink.close()
     assert not path.exists() and sink.temporary == tmp_path / ".out.partial.csv"  # the run renames it
     table = pd.read_csv(sink.temporary, keep_default_na=False)
@@ -66,8 +69,6 @@ def test_csv_header_on_standard_output_waits_for_the_run_to_start(capsys):
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_csv_on_a_full_disk_is_one_error_line():
-    from tests.cli_helpers import ROOT, error_line, require, run_tracker
-
     clip = require(ROOT / "samples" / "talking_face.mp4")
     run = run_tracker("--video", clip, "--csv", "/dev/full", "--no-display")
     assert run.rc == 2 and "Traceback" not in run.stderr, run.stderr

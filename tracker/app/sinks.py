@@ -1,8 +1,9 @@
-"""Where results go: the keypoints CSV, the annotated video, annotated images.
+"""Where results go: a `Sink` each, the keypoints CSV, the annotated video, annotated images (and the
+window, tracker/app/window.py). A run is a source, a tracker and a list of sinks.
 
 Every writer is opened (and so checked) after the inputs, weights and device, and before the first
 frame is processed. A file is written under a hidden temporary name beside its final one
-(tracker/atomic.py; `sink.temporary`), and the run renames it into place when it ends, normally or
+(tracker/app/atomic.py; `sink.temporary`), and the run renames it into place when it ends, normally or
 by Ctrl-C / SIGTERM: a run that fails leaves every existing file as it was. Closed early, a writer
 still leaves a complete file: CSV rows are written a frame at a time and flushed on close (and every
 FLUSH_EVERY seconds), and the video container is finalised on close.
@@ -13,20 +14,21 @@ import contextlib
 import csv
 import io
 import os
-import queue
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import cv2
-import numpy as np
 
 from kaggle_framing import COLUMNS
-from tracker.atomic import partial, temporary
-from tracker.sources import frame_count, warn
-from tracker.tracker import Face
+from tracker.app.atomic import commit, kept, partial, temporary
+from tracker.app.output_paths import (VIDEO_FOURCC, OutputError, check_output_name, check_writable, refuse_input,
+                                      writes_images)
+from tracker.app.sources import frame_count
+from tracker.messages import warn
+from tracker.pipeline import Face, Frame
 
 # `time`: seconds into the video (the camera's since the run started; empty for photos); `score`: the
 # face's presence score (empty where the weights have none).
@@ -36,52 +38,48 @@ STDOUT = "-"  # `--csv -`: the CSV on standard output, every message on standard
 # sees each frame's rows this soon. (A flush per frame was a system call per frame: ~2% of a 640x480
 # clip's run.)
 FLUSH_EVERY = 0.1
-# The containers OpenCV's FFmpeg backend writes with codecs every build has (others, .webm or .gif,
-# fail after a screenful of FFmpeg log), and the codec used in each.
-VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
-VIDEO_NAMES = ".mp4, .avi, .mkv or .mov"
 
 
-def writes_images(path: Path) -> bool:
-    """Whether OpenCV writes images under this file name (it goes by the extension)."""
-    try:
-        return bool(path.suffix) and cv2.haveImageWriter(str(path))
-    except cv2.error:  # a codec built in but switched off (OpenEXR) raises instead of answering
-        return False
+class Sink(Protocol):
+    """Where a run's results go: `write(frame, faces)` for every frame in order, `close()` once.
+
+    `pictures`: the sink takes the annotated picture (drawn once for every such sink: `frame.image`
+    is it). A file sink writes to `temporary` (None: straight to `path`, or nothing to rename) and
+    counts the frames handed to it in `written`; the run renames its file into place (`settle`)."""
+
+    pictures: bool
+    path: Path | None
+    temporary: Path | None
+    written: int
+
+    def write(self, frame: Frame, faces: list[Face]) -> None: ...
+
+    def close(self) -> None: ...
 
 
-def check_output_name(path: Path, video: bool) -> None:
-    """Refuse, before any work, an annotated video or single image under a name OpenCV cannot write."""
-    if video and path.suffix.lower() not in VIDEO_FOURCC:
-        raise OutputError(f"{path}: cannot write {path.suffix or 'a video without an extension'}; "
-                          f"name the video {VIDEO_NAMES}")
-    if not video and path.suffix and not writes_images(path):
-        raise OutputError(f"{path}: OpenCV cannot write {path.suffix} images; name it .png, .jpg, .webp, .bmp or .tif")
-
-
-class OutputError(RuntimeError):
-    """An output that cannot be written: raised before any work is done, or when a write fails."""
-
-
-def refuse_input(path: Path, inputs: list[Path]) -> None:
-    """An output must never overwrite an input, however the two paths are spelled."""
-    for source in inputs:
-        if source.exists() and path.exists() and path.resolve() == source.resolve():
-            raise OutputError(f"{path}: is also the input; choose another output path")
-
-
-def check_writable(path: Path, inputs: list[Path]) -> None:
-    """Fail early: the folder must exist and be writable, and the output must not be an input."""
-    refuse_input(path, inputs)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OutputError(f"{path}: cannot write there (permission denied)")
+def settle(sinks: list[Sink], done: bool) -> list[Path]:
+    """The sinks' temporary files (their writers closed): `done`, renamed into place; else, where any
+    frame was written, kept under their partial names (returned); else removed."""
+    files = [(sink.temporary, sink.path) for sink in sinks if sink.temporary is not None]
+    files = [(temporary, path) for temporary, path in files if temporary.exists()]
+    if done:
+        for temporary, path in files:
+            commit(temporary, path)
+        return []
+    if not any(sink.written for sink in sinks):
+        for temporary, _ in files:
+            temporary.unlink()
+        return []
+    for temporary, path in files:
+        os.replace(temporary, kept(path))
+    return [kept(path) for _, path in files]
 
 
 class CsvSink:
-    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns + `time,score`, one row per face per frame."""
+    """`source,frame,face,x,y,w,h` + the 30 Kaggle columns + `time,score`, one row per face per frame
+    (`time` empty for frames that have none: photos)."""
+
+    pictures = False
 
     def __init__(self, path: str | Path, inputs: list[Path]) -> None:
         self.path = Path(path)
@@ -123,14 +121,14 @@ class CsvSink:
             self._quoted[source] = text.getvalue()
         return self._quoted[source]
 
-    def write(self, source: str, frame: int, seconds: float | None, faces: list[Face]) -> None:
-        """The rows of one frame; `seconds`: its time (None for a photo)."""
+    def write(self, frame: Frame, faces: list[Face]) -> None:
+        """The rows of one frame."""
         self.start()
         self.written += 1
         if not faces:
             return
-        head = f"{self._field(source)},{frame},"
-        when = "" if seconds is None else f"{seconds:.3f}"
+        head = f"{self._field(frame.source)},{frame.index},"
+        when = "" if frame.timestamp is None else f"{frame.timestamp:.3f}"
         # .tolist(): formatting Python floats is several times faster than numpy scalars, same text
         rows = [head + ",".join([str(f.track_id), *map("{:.1f}".format, f.box.tolist()),
                                  *map("{:.2f}".format, f.points.reshape(-1).tolist()),
@@ -176,51 +174,10 @@ def drop_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-class OutputThread:
-    """The outputs' work (drawing a frame's faces, encoding the video, formatting CSV rows) on a
-    thread of its own, in the order given, while the tracker's thread goes on to the next frame: with
-    an annotated video, encoding alone was ~1.2 ms of the tracker's ~2.5 ms a frame (640x480).
-
-    `submit(fn, *args)` queues a call (waiting while `depth` are queued); an exception in one is
-    raised again in the caller's thread by the next `submit` or by `close`, and the calls queued
-    after it are dropped. `close()` returns once every call queued before it has run."""
-
-    def __init__(self, depth: int = 8) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                fn, args = item
-                try:
-                    fn(*args)
-                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                    self._error = e
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def submit(self, fn: Callable[..., object], *args: object) -> None:
-        self._raise()
-        self._queue.put((fn, args))
-
-    def close(self) -> None:
-        """Wait for every call queued so far; may be called again (after a Ctrl-C in the wait)."""
-        if not self._closing:
-            self._closing = True
-            self._queue.put(None)
-        self._thread.join()
-        self._raise()
-
-
 class VideoSink:
     """Annotated video with the input's size and frame rate (mp4v in .mp4 and .mov, MJPG in .avi and .mkv)."""
+
+    pictures = True
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], inputs: list[Path]) -> None:
         self.path = Path(path)
@@ -239,7 +196,8 @@ class VideoSink:
             self.temporary.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: OpenCV cannot open a video writer there")
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, frame: Frame, faces: list[Face]) -> None:
+        image = frame.image
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
         self.writer.write(image)
@@ -265,6 +223,8 @@ class ImageSink:
     image's path in the input folder (`root`). An image whose extension OpenCV cannot write (.jfif)
     gets `.png` added to its name; an image that fails to write is a warning, not the end of the run."""
 
+    pictures = True
+
     def __init__(self, path: str | Path, root: Path | None, inputs: list[Path]) -> None:
         self.path, self.root = Path(path), root
         self.temporary: Path | None = None  # one image: where it is written until the run ends
@@ -280,9 +240,10 @@ class ImageSink:
             check_output_name(self.path, video=False)
             check_writable(self.path, inputs)
 
-    def write(self, source: str, image: np.ndarray) -> None:
+    def write(self, frame: Frame, faces: list[Face]) -> None:
         self.written += 1
-        target = self.path / Path(source).relative_to(self.root) if self.root is not None else self.path
+        image = frame.image
+        target = self.path / Path(frame.source).relative_to(self.root) if self.root is not None else self.path
         if not writes_images(target):
             target = target.with_name(target.name + ".png")
         # Under a temporary name first: a folder's images are renamed into place one by one, the

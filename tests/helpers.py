@@ -1,0 +1,116 @@
+"""What the tests share: skipping without the shared data, running `run_tracker.py` headless, the
+one `error: ...` line a failed command leaves, short clips written and counted, labelled ytf68 faces."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaggle_framing import framing_transform, kaggle_from_ibug68
+from kaggle_framing.crop import warp_crop
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+YTF68 = SHARED / "ytf68"
+WEIGHTS = ROOT / "weights" / "cascade.pt"
+
+# Failing on main too, hidden there by an import error that stopped this file from loading (it asked
+# kaggle_framing for CROP_LABEL_ORIGIN, gone since "One pixel convention"): the shipped one-pass
+# weights (--no-mirror) disagree with their mirror image by 2.4-2.7 px on real faces.
+SHIPPED_WEIGHTS_DIFFER = pytest.mark.xfail(strict=True, reason="known on main: the shipped one-pass weights' mirror "
+                                           "disagreement and shifted-box answers miss these bounds")
+
+
+def require(path: Path) -> Path:
+    """`path`, or skip the test when the shared data it names is not here."""
+    if not path.exists():
+        pytest.skip(f"not found: {path}")
+    return path
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def headless_env() -> dict[str, str]:
+    """The caller's environment without a display: never open a window in a test."""
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def run_tracker(*args: str | Path, timeout: float = 600) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "run_tracker.py", *map(str, args)],
+        cwd=ROOT, env=headless_env(), capture_output=True, text=True, timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def error_line(run: Run | str) -> str:
+    """A failed command's one `error: ...` line, the last thing on its stderr (which may hold library
+    warnings before it); never a traceback. `run`: a `run_tracker` result, or the stderr text."""
+    if isinstance(run, Run):
+        assert run.rc != 0, run.stderr
+        run = run.stderr
+    assert "Traceback" not in run, run
+    lines = [line for line in run.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], run
+    return errors[0]
+
+
+def write_clip(path: Path, source: Path, frames: int, fourcc: str = "mp4v", fps: float = 25.0) -> Path:
+    """The first `frames` frames of the video `source`, re-encoded into `path`."""
+    capture = cv2.VideoCapture(str(require(source)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    for _ in range(frames):
+        ok, frame = capture.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (frame.shape[1], frame.shape[0]))
+            assert writer.isOpened()
+        writer.write(frame)
+    writer.release()
+    capture.release()
+    return path
+
+
+def count_frames(path: Path) -> tuple[int, tuple[int, int] | None]:
+    """How many frames of a video decode, and their size (width, height; None without any)."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), path
+    count, size = 0, None
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count += 1
+        size = (frame.shape[1], frame.shape[0])
+    capture.release()
+    return count, size
+
+
+def labelled_faces(count: int = 6, start: int = 200, step: int = 450) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(gray image, its 15 labelled points) of `count` ytf68 faces, rows `start`, `start + step`, ..."""
+    table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[start::step][:count]
+    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    images = [cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE) for name in table["image"]]
+    return list(zip(images, points))
+
+
+def labelled_crops(faces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The faces' crops framed from their true points (as training crops are)."""
+    return np.stack([warp_crop(gray, framing_transform(p)) for gray, p in faces])
