@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.cli_helpers import headless_env
+from tests.helpers import headless_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "talking_face.mp4"
