@@ -15,18 +15,12 @@ import pytest
 
 from kaggle_framing import framing_transform, kaggle_from_ibug68
 from kaggle_framing.crop import warp_crop
+from kaggle_framing.keypoints68 import points68
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 YTF68 = SHARED / "ytf68"
 WEIGHTS = ROOT / "weights" / "cascade.pt"
-
-# Failing on main too, hidden there by an import error that stopped this file from loading (it asked
-# kaggle_framing for CROP_LABEL_ORIGIN, gone since "One pixel convention"): the shipped one-pass
-# weights (--no-mirror) disagree with their mirror image by 2.4-2.7 px on real faces.
-SHIPPED_WEIGHTS_DIFFER = pytest.mark.xfail(strict=True, reason="known on main: the shipped one-pass weights' mirror "
-                                           "disagreement and shifted-box answers miss these bounds")
-
 
 def require(path: Path) -> Path:
     """`path`, or skip the test when the shared data it names is not here."""
@@ -106,7 +100,7 @@ def count_frames(path: Path) -> tuple[int, tuple[int, int] | None]:
 def labelled_faces(count: int = 6, start: int = 200, step: int = 450) -> list[tuple[np.ndarray, np.ndarray]]:
     """(gray image, its 15 labelled points) of `count` ytf68 faces, rows `start`, `start + step`, ..."""
     table = pd.read_csv(require(YTF68 / "keypoints68.csv")).iloc[start::step][:count]
-    points = kaggle_from_ibug68(table.iloc[:, 2:].to_numpy(np.float32).reshape(-1, 68, 2))
+    points = kaggle_from_ibug68(points68(table))  # 0-based pixel centres
     images = [cv2.imread(str(YTF68 / "images" / name), cv2.IMREAD_GRAYSCALE) for name in table["image"]]
     return list(zip(images, points))
 
