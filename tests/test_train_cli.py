@@ -20,7 +20,7 @@ from train import engine
 from train.__main__ import main, parser
 from train.engine import load_checkpoint, model_from_checkpoint
 
-from tests.helpers import error_line
+from tests.helpers import ROOT, error_line
 from train.model import CascadeCNN
 from train.commands import COMMANDS
 
@@ -365,3 +365,23 @@ def test_help_is_fast_and_names_every_command():
     listed = parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps its subparsers here
     assert set(listed) == set(COMMANDS) and "calibrate" in listed and "calibrate-box" in listed
     assert all(name in proc.stdout for name in COMMANDS)
+
+
+def test_readme_fine_tune_of_the_shipped_weights_on_the_fixtures(tmp_path):
+    """The README's fine-tune (fit from weights/cascade.pt, calibrate, export) on the committed
+    fixture faces: a new one-pass file that the tracker runs, in well under the minutes the README
+    promises, and the shipped weights left as they were."""
+    fixtures, shipped = ROOT / "tests" / "fixtures" / "ytf68", ROOT / "weights" / "cascade.pt"
+    before = shipped.read_bytes()
+    run = tmp_path / "finetune"
+    assert main(["fit", "--ytf68", str(fixtures), "--init", str(shipped), "--epochs", "1", "--lr", "3e-4",
+                 "--output-dir", str(run)]) == 0
+    assert main(["calibrate", str(run / "checkpoint.pth"), "--ytf68", str(fixtures), "--output", str(run / "cal.pth")]) == 0
+    assert main(["export", str(run / "cal.pth"), str(run / "cascade.pt")]) == 0
+    assert shipped.read_bytes() == before
+    model = torch.jit.load(str(run / "cascade.pt"))
+    assert not model.mirror and float(model.offset.abs().max()) > 0  # one pass, as the shipped weights; calibrated
+    from tracker import Tracker
+
+    image = cv2.imread(str(ROOT / "tests" / "fixtures" / "photos" / "obamas.jpg"))
+    assert len(Tracker(str(run / "cascade.pt"), "cpu").process_image(image)) == 2
