@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", type=int, metavar="N", help="camera index (0 is the default camera)")
     src.add_argument("--video", metavar="PATH", help="a video file, or a folder: every video under it (by extension, "
-                     "at any depth), --csv and --output then being folders; resumable, see tracker/app/batch.py")
+                     "at any depth), --csv and --output then being folders; resumable: a second run does only "
+                     "what is not done (README, \"A folder of videos\")")
     src.add_argument("--image", metavar="PATH_OR_DIR", help="an image, or a folder of images (subfolders included)")
     ap.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov), image, or folder "
                     "(for a folder of images: the same subfolders and names)")

@@ -201,3 +201,12 @@ def test_csv_into_a_missing_folder(short_clip, tmp_path):
     run = run_tracker("--video", clip, "--csv", tmp_path / "no_such_dir" / "out.csv", "--no-display")
     assert "no_such_dir" in error_line(run)
     assert not (tmp_path / "no_such_dir").exists()
+
+
+def test_help_names_no_source_file_and_no_measurement():
+    """`--help` is for users: it sends nobody to a source file, and carries no benchmark numbers
+    (they age; BENCHMARKS.md holds them)."""
+    run = run_tracker("--help")
+    assert run.rc == 0 and "--camera" in run.stdout
+    assert not re.search(r"\w+/\w+\.py", run.stdout), run.stdout
+    assert "videos/min" not in run.stdout
