@@ -94,8 +94,17 @@ class VideoSource:
         self._thread = threading.Thread(target=self._decode, args=(first,), daemon=True)
         self._thread.start()
 
+    def _timestamp(self, index: int, previous: float) -> float:
+        """Seconds of the frame just read: the video's own timestamp (variable frame rates included),
+        or index / fps where the container gives none that moves forward."""
+        seconds = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        if np.isfinite(seconds) and seconds >= 0 and (index == 0 or seconds > previous):
+            return seconds
+        return max(index / self.fps, previous + 1e-3) if index else 0.0
+
     def _decode(self, first: np.ndarray) -> None:
         frame, index = first, 0
+        timestamp = self._timestamp(0, 0.0)
         try:
             while not self._stop.is_set():
                 t = time.perf_counter()
@@ -103,8 +112,9 @@ class VideoSource:
                     ok, frame = self.capture.read()
                     if not ok:
                         break
+                    timestamp = self._timestamp(index, timestamp)
                 prepared = self.prepare(frame) if self.prepare is not None else None
-                item = Frame(frame, index, index / self.fps, self.name, (time.perf_counter() - t) * 1000, prepared)
+                item = Frame(frame, index, timestamp, self.name, (time.perf_counter() - t) * 1000, prepared)
                 if not self._queue.put(item, self._stop):
                     break
                 index += 1
