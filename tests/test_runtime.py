@@ -18,7 +18,7 @@ from torch import nn
 from kaggle_framing.weights_contract import (
     EXTRA_FILE, SOURCE_SHA256, WeightsError, file_sha256, load_torchscript, twin_path,
 )
-from tests.helpers import ROOT, headless_env, labelled_crops, labelled_faces, require
+from tests.helpers import ROOT, data, headless_env, labelled_crops, labelled_faces, require
 from tracker.keypoint_model import KeypointModel
 from tracker.onnx_cascade import OnnxCascade
 from tracker.runtime import cuda_plausible, open_runtime
@@ -28,7 +28,7 @@ from train.model import CascadeCNN
 
 WEIGHTS = ROOT / "weights" / "cascade.pt"
 SAMPLE = ROOT / "samples" / "talking_face.mp4"
-PHOTO = ROOT.parent / "shared" / "data" / "photos" / "obamas.jpg"
+PHOTO = data("photos/obamas.jpg")
 
 
 def test_shipped_twin_is_fresh():
@@ -41,7 +41,7 @@ def test_shipped_twin_is_fresh():
 
 @pytest.mark.parametrize("batch", [1, 8])
 def test_twin_gives_the_torchscript_points(batch):
-    crops = labelled_crops(labelled_faces(8, start=0, step=397))[:batch]
+    crops = labelled_crops(labelled_faces(8))[:batch]
     onnx = open_runtime(require(WEIGHTS), "cpu")(crops)
     scripted = TorchScriptCascade(WEIGHTS, "cpu")(crops)
     assert onnx[0].shape == (batch, 15, 2)

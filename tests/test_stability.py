@@ -5,16 +5,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks.stability import measure
+from tests.helpers import data, require
 
 ROOT = Path(__file__).resolve().parents[1]
-FACE = ROOT.parent / "shared/data/ytf68/images/training/Luis_Fonsi_21.jpg"
+FACE = data("ytf68/images/training/Luis_Fonsi_21.jpg")
 
 
 @pytest.fixture(scope="module")
 def numbers():
-    if not FACE.exists():
-        pytest.skip("needs ../shared/data/ytf68")
-    return measure(str(ROOT / "weights/cascade.pt"), str(FACE))
+    return measure(str(ROOT / "weights/cascade.pt"), str(require(FACE)))
 
 
 def test_smoothing_cuts_still_face_jitter_to_a_fifth(numbers):

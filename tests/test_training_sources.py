@@ -30,10 +30,10 @@ from train.pseudolabel import sample
 from tests.helpers import YTF68, require
 
 
-def ytf68_example(index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A real ytf68 image (BGR) and its 68 labelled points."""
+def ytf68_example(name: str = "training/Luis_Fonsi_21.jpg") -> tuple[np.ndarray, np.ndarray]:
+    """A real ytf68 image (BGR) and its 68 labelled points (the full set's first row, in the fixture too)."""
     table = pd.read_csv(require(YTF68 / "keypoints68.csv"))
-    row = table.iloc[index]
+    row = table[table["image"] == name].iloc[0]
     return cv2.imread(str(YTF68 / "images" / row["image"])), row.iloc[2:].to_numpy(np.float32).reshape(68, 2)
 
 
