@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from tracker.app.config import RunConfig, TrackerSettings
@@ -75,14 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         from tracker.app.batch import run as run_folder  # after OPENBLAS_NUM_THREADS; the model loads in the workers only
 
         return run_folder(config)
+    from tracker.app.interrupts import Stop, on_signal, stop_requested  # (light: the standard library only)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
-        from tracker.app.run import run  # torch and OpenCV load after the arguments are known to be good
-    except ImportError as e:
-        print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing started yet
+        from tracker.app.run import run  # OpenCV and onnxruntime load after the arguments are known to be good
+    except (KeyboardInterrupt, Stop):  # a signal while they load: nothing started yet
         print("interrupted", file=sys.stderr)
         return 130
+    except ImportError as e:
+        if stop_requested():  # the signal landed inside an extension's import, which reports it as its own error
+            print("interrupted", file=sys.stderr)
+            return 130
+        print(f"error: {e} (install the requirements: pip install -r requirements.txt)", file=sys.stderr)
+        return 2
     return run(config)
 
 

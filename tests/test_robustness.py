@@ -649,3 +649,25 @@ def test_soak_benchmark_output():
     assert start > 50 and end > 50  # OpenCV and the model alone are more than that
     assert abs(growth - (end - start)) <= 0.15
     assert re.search(r"^PASS \(growth < 50 MB\)$", out, re.MULTILINE), out
+
+
+def test_a_stop_that_an_import_turned_into_its_own_error_is_an_interrupt(monkeypatch, capsys, tmp_path):
+    """SIGTERM landing inside an extension module's import (onnxruntime's, while the model loads)
+    comes out as that module's ImportError: the run still ends as interrupted, without a traceback
+    or an error line, and writes nothing."""
+    import run_tracker
+    from tracker.app import interrupts, run as app_run
+
+    def loading(*args, **kwargs):
+        try:
+            interrupts.on_signal(signal.SIGTERM, None)
+        except interrupts.Stop:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(interrupts, "_requested", False)
+    monkeypatch.setattr(app_run, "build_tracker", loading)
+    config = run_tracker.parse_args(["--video", str(require(CLIP)), "--csv", str(tmp_path / "out.csv"), "--no-display"])
+    assert app_run.run(config) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "error:" not in err, err
+    assert not list(tmp_path.iterdir())

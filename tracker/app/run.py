@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS, WeightsError
 from tracker.app.config import RunConfig, TrackerSettings
-from tracker.app.interrupts import Stop, stop_on_sigterm
+from tracker.app.interrupts import Stop, on_signal, stop_requested
 from tracker.app.loop import annotate
 from tracker.app.output_paths import OutputError, check_output_name, check_writable
 from tracker.app.profile import Profile
@@ -30,7 +30,8 @@ def build_tracker(settings: TrackerSettings, images: bool = False, live: bool = 
 
 def run(config: RunConfig) -> int:
     """Process the whole input; returns the exit status."""
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     sinks: list[Sink] = []
     source = tracker = None
     status, error, done = 0, "", False
@@ -86,6 +87,12 @@ def run(config: RunConfig) -> int:
     except (InputError, OutputError, WeightsError, DetectorError) as e:
         error, status = str(e), 2
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
+        print("interrupted", file=sys.stderr)
+        status = 130
+    except Exception:
+        if not stop_requested():
+            raise
+        # The signal landed inside an extension's import (onnxruntime turns it into an ImportError).
         print("interrupted", file=sys.stderr)
         status = 130
     except BrokenPipeError:  # `--csv -` to a reader gone before the header
