@@ -89,14 +89,14 @@ def run(config: RunConfig) -> int:
     except (KeyboardInterrupt, Stop):  # before the first frame (loading the model): nothing to keep
         print("interrupted", file=sys.stderr)
         status = 130
+    except BrokenPipeError:  # `--csv -` to a reader gone before the header
+        drop_stdout()
     except Exception:
         if not stop_requested():
             raise
         # The signal landed inside an extension's import (onnxruntime turns it into an ImportError).
         print("interrupted", file=sys.stderr)
         status = 130
-    except BrokenPipeError:  # `--csv -` to a reader gone before the header
-        drop_stdout()
     finally:
         # Closing finalises the files: a second Ctrl-C or SIGTERM must not cut it short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
