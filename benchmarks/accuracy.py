@@ -79,6 +79,15 @@ def nme_of_best(candidates: list[np.ndarray], gt: np.ndarray) -> float:
     return float("nan") if best is None else float(np.linalg.norm(best - gt, axis=-1).mean() / interocular(gt))
 
 
+def scored(candidates: list[list[np.ndarray]], images: Labelled) -> tuple[dict[str, float], np.ndarray]:
+    """Every image's found faces (`candidates[i]` for `images[i]`) scored against its label: the
+    summary (`score` and `offsets` of the faces meant) and the per-image NME (NaN: not found)."""
+    found = [best_match(c, truth) for c, (_, truth) in zip(candidates, images)]
+    pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
+    errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])
+    return score(errors, len(pairs), len(images)) | offsets(pairs), errors
+
+
 def offsets(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Systematic error of (found, truth) point pairs: each face's error turned upright and scaled to
     the eye-corner distance (similarity of the truth onto the mean shape), averaged per point over the
@@ -110,10 +119,7 @@ def main() -> None:
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
     tracker = Tracker(args.weights, "cpu", detector=HaarDetector.for_images())
-    found = [best_match([f.points for f in tracker.process_image(cv2.imread(str(path)))], truth) for path, truth in images]
-    pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
-    errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])
-    s = score(errors, len(pairs), len(images)) | offsets(pairs)
+    s, _ = scored([[f.points for f in tracker.process_image(cv2.imread(str(path)))] for path, _ in images], images)
     print(f"{s['images']} images: found {s['found']:.1%}, NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, "
           f"failures {s['failure']:.1%}, AUC@0.10 {s['auc']:.3f}; mean point offset {s['point_offset']:.4f}, "
           f"global offset x {s['offset_x']:+.2%} y {s['offset_y']:+.2%}, NME without the point offsets {s['nme_unbiased']:.4f}")

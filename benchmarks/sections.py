@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.accuracy import Labelled, best_match, nme_of_best, offsets, score
+from benchmarks.accuracy import Labelled, scored as scored_images
 from benchmarks.stability import (FPS, ORIGIN, SETTLE, face_patch, followed, jitter, lag_frames, moving_clip,
                                   moving_offsets, still_clip, truth_of)
 from benchmarks.systems import (Accuracy, Results, RunResult, System, face_track, ours, profile_stages, read_faces,
@@ -72,10 +72,8 @@ def accuracy(systems: list[System], name: str, images: Labelled, scale: Scale, r
         if not checked(system, result, results, f"accuracy, {name}"):
             continue
         by_image = {int(Path(source).stem): faces for (source, _), faces in read_faces(result.csv).items()}
-        found = [best_match(by_image.get(i, []), truth) for i, (_, truth) in enumerate(images)]
-        pairs = [(f, truth) for f, (_, truth) in zip(found, images) if f is not None]
-        errors = np.array([nme_of_best([] if f is None else [f], truth) for f, (_, truth) in zip(found, images)])
-        scored.scores[system.label] = score(errors, len(pairs), len(images)) | offsets(pairs)
+        summary, errors = scored_images([by_image.get(i, []) for i in range(len(images))], images)
+        scored.scores[system.label] = summary
         scored.errors[system.label] = errors
 
 
