@@ -1,9 +1,10 @@
 """The detector seam: what the tracker asks of whatever finds faces, and the box <-> crop framing maths.
 
-A detector finds face boxes in a gray frame (or a region of it) and owns how its boxes sit on a face:
-`box_center` and `box_scale` place the Kaggle crop on one of its boxes (measured for each detector:
-`python -m train calibrate-box` for the Haar one). `tracker.haar_detector.HaarDetector` is the one
-shipped; another is one class with these members.
+A detector finds face candidates in a gray frame (or a region of it): a box and the angle at which
+the face in it stands upright. It owns how its boxes sit on a face: `box_center` and `box_scale`
+place the Kaggle crop on one of its boxes (measured for each detector by `python -m train
+calibrate-box --detector NAME`). `tracker.haar_detector.HaarDetector` is the default; another is
+one class with these members, registered in `tracker.detectors`.
 """
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ class Detector(Protocol):
     box_scale: float
 
     def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> Box:
-        """(K, 4) float32 boxes x, y, w, h in frame pixels, largest first, in the whole 8-bit gray
-        frame or only in `region` (x0, y0, x1, y1). `both`: the most thorough search it has (a video
+        """(K, 5) float32 candidates x, y, w, h, angle in frame pixels, largest first, in the whole
+        8-bit gray frame or only in `region` (x0, y0, x1, y1). `angle` (degrees, counter-clockwise on
+        screen as in `cv2.getRotationMatrix2D`): the frame turned by it about the box's centre shows
+        the face upright, in the box (x, y, w, h). `both`: the most thorough search it has (a video
         frame where one face found must not hide another)."""
 
     def contains_face(self, patch: np.ndarray, face_side: float) -> bool:
@@ -38,17 +41,29 @@ class Detector(Protocol):
         """Let its threads go."""
 
 
+def no_candidates() -> Box:
+    """An empty (0, 5) candidate array."""
+    return np.zeros((0, 5), np.float32)
+
+
 def framing_from_box(box: Box, center: tuple[float, float], scale: float) -> np.ndarray:
-    """2x3 transform from frame pixels to the Kaggle crop of a detector box (x, y, w, h)."""
-    x, y, w, h = box
-    side = scale * w
-    zoom = CROP_SIZE / side
-    cx, cy = x + center[0] * w, y + center[1] * h
-    return np.array([[zoom, 0.0, CROP_SIZE / 2 - zoom * cx], [0.0, zoom, CROP_SIZE / 2 - zoom * cy]], dtype=np.float32)
+    """2x3 transform from frame pixels to the Kaggle crop of a detector box (x, y, w, h) or
+    candidate (x, y, w, h, angle): the crop turned by the angle about the box's centre."""
+    x, y, w, h = (float(v) for v in box[:4])
+    angle = math.radians(float(box[4])) if len(box) > 4 else 0.0
+    zoom = CROP_SIZE / (scale * w)
+    cos, sin = zoom * math.cos(angle), zoom * math.sin(angle)
+    # Frame -> crop: zoom * R(angle) (p - c) about the box centre c, then the crop's own centre moved
+    # to where the detector's framing puts it in the upright box.
+    cx, cy = x + w / 2, y + h / 2
+    ux, uy = zoom * (center[0] - 0.5) * w, zoom * (center[1] - 0.5) * h
+    return np.array([[cos, sin, CROP_SIZE / 2 - ux - cos * cx - sin * cy],
+                     [-sin, cos, CROP_SIZE / 2 - uy + sin * cx - cos * cy]], dtype=np.float32)
 
 
 def box_from_framing(framing: np.ndarray, center: tuple[float, float], scale: float) -> Box:
-    """The detector box (x, y, w, h) that a crop framing corresponds to (square: w = h)."""
+    """The upright detector box (x, y, w, h) that a crop framing corresponds to (square: w = h; for
+    a turned framing, the box of the same centre and size)."""
     # Scalar maths on Python floats (called for every track on every frame; numpy's is slower here):
     # the crop's centre mapped back through the inverse framing, and the side its scale gives.
     (a, b, tx), (c, d, ty) = framing.tolist()

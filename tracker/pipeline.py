@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-# A face box: (x, y, w, h) float32 in frame pixels; (K, 4) for several.
+# A face box: (x, y, w, h) float32 in frame pixels; (K, 4) for several. A detector's candidates add
+# the angle at which the face stands upright: (K, 5) x, y, w, h, angle (tracker/detector.py).
 Box = np.ndarray
 
 
