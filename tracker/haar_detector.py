@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.detector import DetectorError, box_from_framing, framing_from_box
+from tracker.detector import DetectorError, box_from_framing, framing_from_box, no_candidates
 from tracker.pipeline import Box
 
 
@@ -38,6 +38,17 @@ def _cascade(path: Path) -> cv2.CascadeClassifier:
 # (scale step, min neighbours) of a search in a region where something moved. The alt2 cascade at the
 # whole frame's (1.2, 4) misses, in such regions, a face it finds at (1.1, 3).
 REGION_SETTINGS = (1.1, 3)
+# The turned copies searched for tilted heads (degrees). The frontal cascade finds a face within about
+# +-10 degrees of upright; copies 20 degrees apart cover 50 degrees either way.
+TILTS = (20.0, -20.0, 40.0, -40.0)
+
+
+def same_face(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of `others` (K, 4+) sit on the face of `box`: centres within half its width, sizes within
+    a factor 1.5 (a smaller box on part of the face, an eye or the mouth, is not the face's box)."""
+    centre, side = box[:2] + box[2:4] / 2, box[2]
+    near = np.hypot(*(others[:, :2] + others[:, 2:4] / 2 - centre).T) < side / 2
+    return near & (others[:, 2] < 1.5 * side) & (others[:, 2] > side / 1.5)
 
 
 class HaarDetector:
@@ -46,7 +57,8 @@ class HaarDetector:
     `max_side`: the frame is shrunk so its longer side is at most this before detection (speed);
     `min_face`: smallest face side, as a fraction of the frame's shorter side; `scale_step`: ratio
     between the face sizes tried (smaller is finer and slower); `fallback`: (scale step, min
-    neighbours) of a pass of OpenCV's alt2 cascade where the default one finds nothing, or None.
+    neighbours) of a pass of OpenCV's alt2 cascade where the default one finds nothing, or None;
+    `angles`: the frame's turned copies the first cascade also searches (degrees), for tilted heads.
 
     Why alt2 behind the default: on the composed event clips (benchmarks/events.py, 320-px frames,
     step 1.2, 4 neighbours) the default cascade finds 151 of 183 faces in view, alt2 176; one face
@@ -63,7 +75,7 @@ class HaarDetector:
     @classmethod
     def for_images(cls) -> HaarDetector:
         """Still images: time is no object, so a finer, more permissive detection than for video."""
-        return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2))
+        return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2), angles=TILTS)
 
     @classmethod
     def framing_from_box(cls, box: Box) -> np.ndarray:
@@ -76,7 +88,7 @@ class HaarDetector:
         return box_from_framing(framing, cls.box_center, cls.box_scale)
 
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
-                 fallback: tuple[float, int] | None = (1.2, 4)) -> None:
+                 fallback: tuple[float, int] | None = (1.2, 4), angles: tuple[float, ...] = TILTS) -> None:
         # The cascades load (their XML: ~40 and ~30 ms) on the thread below while the caller goes on
         # loading the model and opening its input; the first detection waits for them if it must.
         default = _cascade_path("haarcascade_frontalface_default.xml")
@@ -84,6 +96,7 @@ class HaarDetector:
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
+        self.angles = tuple(a for a in angles if a != 0)
         # A CascadeClassifier must not run on two threads at once (it keeps per-call buffers), and the
         # tracker calls it from its worker thread and, with nothing tracked, from the main one.
         self._lock, self._alt2_lock = threading.Lock(), threading.Lock()
@@ -118,11 +131,12 @@ class HaarDetector:
             return self._alt2.result().detectMultiScale(small, *settings, minSize=min_size)
 
     def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> np.ndarray:
-        """Boxes in the whole frame, or only in `region` (x0, y0, x1, y1) (boxes in frame pixels
-        either way). `both`: the fallback cascade's boxes are added to the first one's even where that
-        finds some (video: one face found must not hide another). A region is searched with both, at
-        the frame's scale and face sizes, with finer settings (REGION_SETTINGS): it is small, and a
-        face is likely in it."""
+        """Candidates (x, y, w, h, angle) in the whole frame, or only in `region` (x0, y0, x1, y1)
+        (frame pixels either way). `both`: the fallback cascade's boxes are added to the first one's
+        even where that finds some (video: one face found must not hide another). A region is
+        searched with both, at the frame's scale and face sizes, with finer settings
+        (REGION_SETTINGS): it is small, and a face is likely in it. Then the first cascade searches
+        copies turned by each of `angles` (see `_turned_passes`)."""
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         min_side = max(20, int(self.min_face * min(h, w) * scale))
@@ -134,7 +148,7 @@ class HaarDetector:
             gray = gray[y0:y1, x0:x1]
             h, w = gray.shape[:2]
             if min(h, w) * scale < min_side:
-                return np.zeros((0, 4), np.float32)
+                return no_candidates()
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
         small = cv2.equalizeHist(small)
         min_size = (min_side, min_side)
@@ -147,8 +161,49 @@ class HaarDetector:
             more = self._alt2_pass(small, fallback_settings, min_size)
         else:
             more = alt2.result() if alt2 is not None else ()
-        boxes = np.concatenate([np.reshape(boxes, (-1, 4)), np.reshape(more, (-1, 4))])
-        if len(boxes) == 0:
-            return np.zeros((0, 4), np.float32)
-        boxes = np.asarray(boxes, np.float32) / scale + np.array([x0, y0, 0, 0], np.float32)
-        return boxes[np.argsort(-boxes[:, 2])]
+        upright = np.concatenate([np.reshape(boxes, (-1, 4)), np.reshape(more, (-1, 4))]).astype(np.float32)
+        candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)],
+                                     self._turned_passes(small, settings, min_size)])
+        if len(candidates) == 0:
+            return no_candidates()
+        candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
+        return candidates[np.argsort(-candidates[:, 2], kind="stable")]
+
+    def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int]) -> np.ndarray:
+        """(K, 5) candidates from the first cascade on copies of `small` turned by each of `angles`.
+
+        A copy turned by a about its centre (onto a canvas that holds all of it) shows upright a
+        face tilted by -a; a face is found there as a box, whose centre is mapped back. Of the boxes
+        that fall on one face (`same_face`) in two turned passes, only the one with the most
+        neighbours is kept: a face between two angles is found by both, and each candidate costs the
+        tracker model passes. An upright box does not hide a turned one: on a head tilted 30 degrees
+        the upright pass can find a box from which the model does not find the face's points (the
+        tracker keeps, of the candidates on one face, the one the model is surest of)."""
+        if not self.angles:
+            return no_candidates()
+        h, w = small.shape[:2]
+        found, votes = [], []
+        for angle in self.angles:
+            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+            size = (round(h * sin + w * cos), round(h * cos + w * sin))
+            turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+            # Replicated edges: a constant border draws a straight edge across the copy, on which the
+            # cascade fires more than on the frame's own content.
+            copy = cv2.warpAffine(small, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            with self._lock:
+                boxes, neighbours = self.cascade.detectMultiScale2(copy, *settings, minSize=min_size)
+            if len(boxes) == 0:
+                continue
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            centres = cv2.transform((boxes[:, :2] + boxes[:, 2:] / 2)[None], cv2.invertAffineTransform(turn))[0]
+            found += [(cx - bw / 2, cy - bh / 2, bw, bh, angle) for (cx, cy), (_, _, bw, bh) in zip(centres, boxes)]
+            votes += np.ravel(neighbours).tolist()
+        if not found:
+            return no_candidates()
+        found, votes = np.array(found, np.float32), np.array(votes)
+        kept = []
+        for i in np.argsort(-votes, kind="stable"):
+            if not same_face(found[i], found[kept]).any():
+                kept.append(i)
+        return found[kept].reshape(-1, 5)

@@ -116,6 +116,7 @@ class _Found:
     disagreement: float
     framing: np.ndarray  # fitted to `points`: the crop a track of this face starts from
     box: np.ndarray
+    presence: float  # mean of the presence scores on the crop and its mirror image (1: weights without one)
 
 
 @dataclass
@@ -298,7 +299,8 @@ class Tracker:
             crop_points = answers.points[j]
             points = apply_affine(invert_affine(framings[j]), crop_points)
             framing = framing_transform(points, rotation=True)
-            found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, self._box(framing)))
+            found.append(_Found(crop_points, points, float(disagreement.flat[j]), framing, self._box(framing),
+                                float(answers.presence[j])))
         return found
 
     def _find(self, gray: np.ndarray, boxes: np.ndarray | list[np.ndarray], passes: int) -> list[_Found]:
@@ -315,7 +317,9 @@ class Tracker:
                 if f.disagreement < found[i].disagreement:
                     found[i] = f
         kept: list[_Found] = []
-        for f in sorted(found, key=lambda f: f.disagreement):
+        # Of the answers on one face (nested boxes, or one face's candidates at two angles), a face
+        # before no face, then the surest.
+        for f in sorted(found, key=lambda f: (f.presence < MIN_PRESENCE, f.disagreement)):
             if all(iou(f.box, k.box) <= SAME_FACE_IOU for k in kept):
                 kept.append(f)
         return [f for f in found if any(f is k for k in kept)]
