@@ -58,7 +58,9 @@ class HaarDetector:
     `min_face`: smallest face side, as a fraction of the frame's shorter side; `scale_step`: ratio
     between the face sizes tried (smaller is finer and slower); `fallback`: (scale step, min
     neighbours) of a pass of OpenCV's alt2 cascade where the default one finds nothing, or None;
-    `angles`: the frame's turned copies the first cascade also searches (degrees), for tilted heads.
+    `angles`: the frame's turned copies the first cascade also searches (degrees), for tilted heads;
+    `profile`: OpenCV's profile-face cascade also searches the frame and its mirror image (heads
+    turned to either side), at the first cascade's settings.
 
     Why alt2 behind the default: on the composed event clips (benchmarks/events.py, 320-px frames,
     step 1.2, 4 neighbours) the default cascade finds 151 of 183 faces in view, alt2 176; one face
@@ -88,7 +90,8 @@ class HaarDetector:
         return box_from_framing(framing, cls.box_center, cls.box_scale)
 
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
-                 fallback: tuple[float, int] | None = (1.2, 4), angles: tuple[float, ...] = TILTS) -> None:
+                 fallback: tuple[float, int] | None = (1.2, 4), angles: tuple[float, ...] = TILTS,
+                 profile: bool = False) -> None:
         # The cascades load (their XML: ~40 and ~30 ms) on the thread below while the caller goes on
         # loading the model and opening its input; the first detection waits for them if it must.
         default = _cascade_path("haarcascade_frontalface_default.xml")
@@ -99,7 +102,7 @@ class HaarDetector:
         self.angles = tuple(a for a in angles if a != 0)
         # A CascadeClassifier must not run on two threads at once (it keeps per-call buffers), and the
         # tracker calls it from its worker thread and, with nothing tracked, from the main one.
-        self._lock, self._alt2_lock = threading.Lock(), threading.Lock()
+        self._lock, self._alt2_lock, self._profile_lock = threading.Lock(), threading.Lock(), threading.Lock()
         # Where both cascades run regardless (`both`, regions), alt2 runs on a thread of its own beside
         # the first: the tracker's searches that it waits on (a new scene, a face coming into view)
         # take half the time (640x480: ~40 -> ~20 ms), the OpenCV calls giving up the GIL.
@@ -107,6 +110,7 @@ class HaarDetector:
         self._default = self._beside.submit(_cascade, default)
         self._alt2 = (self._beside.submit(_cascade, _cascade_path("haarcascade_frontalface_alt2.xml"))
                       if fallback is not None else None)
+        self._profile = self._beside.submit(_cascade, _cascade_path("haarcascade_profileface.xml")) if profile else None
 
     def close(self) -> None:
         """Let the helper thread go (it ends once any pass it runs is done)."""
@@ -162,12 +166,24 @@ class HaarDetector:
         else:
             more = alt2.result() if alt2 is not None else ()
         upright = np.concatenate([np.reshape(boxes, (-1, 4)), np.reshape(more, (-1, 4))]).astype(np.float32)
+        if self._profile is not None:
+            upright = np.concatenate([upright, self._profile_passes(small, settings, min_size)])
         candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)],
                                      self._turned_passes(small, settings, min_size)])
         if len(candidates) == 0:
             return no_candidates()
         candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
         return candidates[np.argsort(-candidates[:, 2], kind="stable")]
+
+    def _profile_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int]) -> np.ndarray:
+        """(K, 4) boxes of the profile cascade (trained on faces turned to one side) on `small` and on
+        its mirror image (the other side), mirrored back."""
+        cascade = self._profile.result()
+        with self._profile_lock:
+            one_side = np.reshape(cascade.detectMultiScale(small, *settings, minSize=min_size), (-1, 4))
+            other = np.reshape(cascade.detectMultiScale(cv2.flip(small, 1), *settings, minSize=min_size), (-1, 4))
+        other = np.c_[small.shape[1] - other[:, 0] - other[:, 2], other[:, 1:]]
+        return np.concatenate([one_side, other]).astype(np.float32)
 
     def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int]) -> np.ndarray:
         """(K, 5) candidates from the first cascade on copies of `small` turned by each of `angles`.
