@@ -1,4 +1,5 @@
-"""Our tracker beside dlib, MediaPipe and a floor: accuracy, speed, stability and events, in one run.
+"""Our tracker beside dlib, MediaPipe and a floor: accuracy (also by head tilt and turn), speed, stability and
+events, in one run.
 
     python -m benchmarks [--quick] [--setup-peers] [--helen DIR] [--output BENCHMARKS.md]
 
@@ -72,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s.label}: {s.missing}", file=sys.stderr)
     ready = [s for s in every if not s.missing]
     with tempfile.TemporaryDirectory(dir=work) as run_dir:
-        sections.accuracy(ready, "ytf68", ytf68_images(args.data / "ytf68"), scale, Path(run_dir), results)
+        heldout = ytf68_images(args.data / "ytf68")
+        sections.accuracy(ready, "ytf68", heldout, scale, Path(run_dir), results)
         if helen:
             sections.accuracy(ready, "helen", helen, scale, Path(run_dir), results)
+            sections.turned(helen, scale, results)
+        sections.tilt(ready, heldout, scale, Path(run_dir), results)
         sections.speed(ready, args.data / "videos" / sections.SPEED_SOURCE, scale, work, Path(run_dir), results)
         sections.stability(ready, args.data / "ytf68" / sections.STABILITY_FACE, scale, work, Path(run_dir), results)
         if not args.quick:

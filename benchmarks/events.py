@@ -1,4 +1,4 @@
-"""Faces coming and going: five composed clips with known truth, and how a tracker's rows score on them.
+"""Faces coming and going: six composed clips with known truth, and how a tracker's rows score on them.
 
     python -m benchmarks.events [--weights weights/cascade.pt] [--ytf68 ../shared/data/ytf68] [--save DIR]
 
@@ -10,7 +10,9 @@ sensor noise. The events:
 - walk_in: a second face slides in from the right while one is tracked;
 - crossing: two faces pass each other, the right one in front, hiding most of the other;
 - pan: the camera swings across a face at 31 px per frame, turning back every 13 frames;
-- leave_return: a face walks out of the frame, stays out a second, and walks back in.
+- leave_return: a face walks out of the frame, stays out a second, and walks back in;
+- tilted: heads tilted in-plane, 15 degrees one way and 30 the other, in view from the first frame,
+  and a third at 15 degrees walking in from the right.
 
 A face is in view on a frame when at least VISIBLE of its cut-out is inside the frame and not hidden
 by a face in front; it *appears* at the first frame of each stretch in view. A row is on a face when
@@ -20,7 +22,7 @@ appearance (frames until a row is on it); coverage (share of in-view face-frames
 frames after each appearance, that have a row on that face); id changes (per face, track ids beyond
 its first, plus per track id, faces beyond its first: a track handed from one face to another).
 Bars: rows on no face <= 1%, every pickup <= 6 frames, coverage >= 97% in every clip, <= 3 id
-changes in all five clips.
+changes in all the clips.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ NOISE = 3.0  # sd of the sensor noise, gray levels
 FACES = ("training/Tessa_Jowell_52.jpg", "training/Charlize_Theron_50.jpg", "training/Jackie_Sherrill_50.jpg",
          "training/Agbani_Darego_42.jpg", "training/Abdel_Aziz_Al-Hakim_00.jpg", "training/Queen_Rania_50.jpg",
          "training/George_Karl_51.jpg", "training/Laura_Bush_40.jpg")
-EVENTS = ("cut", "walk_in", "crossing", "pan", "leave_return")
+EVENTS = ("cut", "walk_in", "crossing", "pan", "leave_return", "tilted")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,9 +67,10 @@ class Sprite:
     points: np.ndarray
 
 
-def load_sprite(root: Path, name: str, eye_distance: float) -> Sprite:
+def load_sprite(root: Path, name: str, eye_distance: float, tilt: float = 0.0) -> Sprite:
     """The face of ytf68 image `name`, scaled to this interocular distance (px), cut out with a soft
-    oval around its 68 labelled points reaching up over the forehead."""
+    oval around its 68 labelled points reaching up over the forehead; turned in-plane by `tilt`
+    degrees (counter-clockwise as seen, as cv2.getRotationMatrix2D), the oval with it."""
     table = pd.read_csv(root / "keypoints68.csv")
     row = table[table["image"] == name]
     if row.empty:
@@ -80,14 +83,19 @@ def load_sprite(root: Path, name: str, eye_distance: float) -> Sprite:
     (x0, y0), (x1, y1) = points68.min(axis=0), points68.max(axis=0)
     centre = np.array([(x0 + x1) / 2, y0 + 0.4 * (y1 - y0)])  # up from the middle: the forehead
     axes = np.array([0.62 * (x1 - x0), 0.78 * (y1 - y0)]) * scale
-    side = np.ceil(2 * axes + 8).astype(int)
-    matrix = np.array([[scale, 0, side[0] / 2 - scale * centre[0]], [0, scale, side[1] / 2 - scale * centre[1]]])
+    cos, sin = np.cos(np.radians(tilt)), np.sin(np.radians(tilt))
+    a, b = axes
+    reach = np.array([np.hypot(a * cos, b * sin), np.hypot(a * sin, b * cos)]) if tilt else axes  # the oval's half-box
+    side = np.ceil(2 * reach + 8).astype(int)
+    unit = np.array([[cos, sin], [-sin, cos]])
+    # The points are float32, and turned as float32: upright sprites are the same to the bit as before tilts.
+    matrix = np.hstack([scale * unit, (side / 2 - scale * (unit.astype(np.float32) @ centre))[:, None]])
     image = cv2.warpAffine(photo, matrix, (int(side[0]), int(side[1])), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
     alpha = np.zeros(image.shape[:2], np.float32)
-    cv2.ellipse(alpha, (int(side[0] // 2), int(side[1] // 2)), tuple(int(a) for a in axes), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(alpha, (int(side[0] // 2), int(side[1] // 2)), tuple(int(a) for a in axes), -tilt, 0, 360, 1.0, -1)
     alpha = cv2.GaussianBlur(alpha, (0, 0), 0.04 * axes[0])
-    points = kaggle_from_ibug68(points68) * scale + matrix[:, 2]
+    points = kaggle_from_ibug68(points68) @ unit.T.astype(np.float32) * scale + matrix[:, 2]
     return Sprite(image.astype(np.float32), alpha, points.astype(np.float32))
 
 
@@ -227,8 +235,8 @@ def _walk(points: list[tuple[int, float, float]], frames: int = LENGTH) -> np.nd
 
 def compose(name: str, root: Path) -> EventClip:
     """One of the EVENTS clips, from the ytf68 folder at `root`."""
-    def face(i: int, eye_distance: float) -> Sprite:
-        return load_sprite(root, FACES[i], eye_distance)
+    def face(i: int, eye_distance: float, tilt: float = 0.0) -> Sprite:
+        return load_sprite(root, FACES[i], eye_distance, tilt)
 
     t = np.arange(LENGTH)
     still_view = np.zeros(LENGTH, int)
@@ -255,6 +263,13 @@ def compose(name: str, root: Path) -> EventClip:
     if name == "leave_return":
         path = _walk([(20, 320, 240), (70, -120, 240), (100, -120, 240), (150, 280, 240)])
         return EventClip(name, [room(6)], one_room, still_view, [Actor(face(7, 48), path)], seed=5)
+    if name == "tilted":
+        # Heads tilted as people hold them: two in view from the first frame (15 degrees one way, 30
+        # the other), a third walking in at 15 degrees.
+        a = Actor(face(1, 48, 15), _still(130, 235))
+        b = Actor(face(6, 46, -30), _still(320, 250))
+        c = Actor(face(3, 44, -15), _walk([(30, 730, 240), (75, 515, 240)]))
+        return EventClip(name, [room(7)], one_room, still_view, [a, b, c], seed=6)
     raise ValueError(f"unknown event {name!r} (one of {', '.join(EVENTS)})")
 
 

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import events as ev  # noqa: E402
+from benchmarks import tilt as tl  # noqa: E402
 from benchmarks.batch_throughput import section_of  # noqa: E402
 from benchmarks.model_speed import cpu_name  # noqa: E402
 from benchmarks.peers import MEDIAPIPE_MAPPING, PEERS  # noqa: E402
@@ -196,6 +197,27 @@ def helen_lines(results: Results, plots: Path) -> list[str]:
     return lines + accuracy_table(results.accuracy["helen"], plots / "ced_helen.png", "HELEN test set")
 
 
+def tilt_lines(results: Results) -> list[str]:
+    """Found and NME by head tilt (turned ytf68 photos) and by head turn (HELEN), every system."""
+    if not results.tilt and not results.turn:
+        return []
+    lines = ["## Tilted and turned faces", ""]
+    if results.tilt:
+        faces = max(per[0]["images"] for per in results.tilt.values() if 0 in per)
+        lines += [f"Tilt (`benchmarks/tilt.py`): {faces} of the held-out ytf68 photos of Accuracy (above), evenly spaced "
+                  "through them, each turned in-plane about its face's centre (the mean of its labelled points) by "
+                  f"{', '.join(f'{a:+d}' for a in tl.ANGLES if a)} degrees (same image size, border pixels replicated, "
+                  "labels moved by the same matrix) and run through each system as one folder of images. Per |angle| "
+                  "(+ and - pooled: twice the photos): found, NME of the found faces, and that NME over the upright "
+                  "photos'. Scored as in Accuracy.", "", *tl.tilt_table(results.tilt), ""]
+    if results.turn:
+        lines += ["Turn: HELEN's test photos (human labels; the HELEN accuracy run, above) binned by head turn, the "
+                  "nose tip's offset from the eyes' midpoint along the line through the eyes, over the eye-corner "
+                  "distance (0: frontal; 0.3 and over: well turned). Found and NME per bin.", "",
+                  *tl.turn_table(results.turn), ""]
+    return lines
+
+
 def speed_lines(results: Results, plots: Path) -> list[str]:
     lines = ["## Speed", "",
              f"A {SPEED_SIZE[0]}x{SPEED_SIZE[1]} clip (`{SPEED_SOURCE}` of the shared data, resized and looped to "
@@ -251,10 +273,11 @@ def events_lines(results: Results) -> list[str]:
     if not results.events:
         return []
     lines = ["## Faces coming and going", "",
-             "Five 640x480 30 fps clips of 150 frames composed by `benchmarks/events.py` from held-out ytf68 faces "
-             "pasted over drawn rooms, with the truth of every frame: a scene cut, a second face walking in, two "
-             "faces crossing (the nearer hides the other), a face swinging at 31 px a frame, a face leaving and "
-             "coming back. Each clip runs through each system's command line as a video. Rows on no face: rows "
+             f"{len(ev.EVENTS)} 640x480 30 fps clips of 150 frames composed by `benchmarks/events.py` from held-out "
+             "ytf68 faces pasted over drawn rooms, with the truth of every frame: a scene cut, a second face walking "
+             "in, two faces crossing (the nearer hides the other), a face swinging at 31 px a frame, a face leaving "
+             "and coming back, heads tilted 15 and 30 degrees (two in view from the start, a third walking in). "
+             "Each clip runs through each system's command line as a video. Rows on no face: rows "
              "whose points' centre is in no visible face's box. Pickup: frames from a face's appearance to its "
              "first row. Coverage: share of visible face-frames (from 10 frames after each appearance) with a "
              "row on that face. Id changes: a face's rows changing track id, or an id moving to another face. "
@@ -293,6 +316,7 @@ def write_page(output: Path, results: Results, systems: list[System], command: s
     lines += ["Measured in one run of one command on this machine; rerun it to regenerate this page and its plots.",
               "", *machine(command, load, venvs), ""]
     lines += helen_lines(results, plots) + accuracy_lines(results, plots)  # human labels first: they are the truth
+    lines += tilt_lines(results)
     lines += speed_lines(results, plots) + stability_lines(results, plots) + events_lines(results)
     # The folder-run section is measured by its own command (benchmarks/batch_throughput.py): kept as it is.
     kept = section_of(output.read_text()) if output.exists() else ""

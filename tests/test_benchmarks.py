@@ -154,6 +154,9 @@ def test_quick_run_writes_the_page_and_plots_without_peers(tmp_path: Path):
     assert fps and float(fps.group(1)) > 0 and abs(float(fps.group(1)) - int(fps.group(2))) <= 0.5
     assert re.search(r"\| ours \(CPU, unsmoothed\) \| \d+% \| [\d.]+ \|", text)
     assert "mean ms per frame (median over the runs): decode" in text
+    tilt = re.search(r"## Tilted and turned faces\n(?:.*\n)*?\| ours \(CPU\) \| (.*) \|\n", text)
+    assert tilt and len(tilt.group(1).split(" | ")) == 4  # 0, 15, 30, 45 degrees
+    assert "| system | turn " in text  # the HELEN photos by head turn
 
 
 def test_speed_takes_turns_and_reports_each_systems_median(monkeypatch, tmp_path):

@@ -1,6 +1,6 @@
 """Faces coming and going (benchmarks/events.py): one composed clip per event through the tracker, each
 held to the bars: rows only on faces, every appearance picked up within 6 frames, >= 97% of the
-in-view face-frames covered; plus the scorer itself on hand-made rows."""
+in-view face-frames covered; plus the scorer itself on hand-made rows, and the tilted clip's faces."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.events import BARS, EVENTS, Rows, appearances, compose, score, track_clip
+from benchmarks.events import BARS, EVENTS, FACES, Rows, appearances, compose, load_sprite, score, track_clip
+from kaggle_framing import interocular
 from tests.helpers import data, require
 from tracker import Tracker
 
@@ -16,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 YTF68 = data("ytf68")
 # Id changes a clip may cost: a face that comes back (after leaving, or from behind another) gets a
 # new track id; nothing else may change one.
-ALLOWED_ID_CHANGES = {"cut": 0, "walk_in": 0, "crossing": 1, "pan": 0, "leave_return": 1}
+ALLOWED_ID_CHANGES = {"cut": 0, "walk_in": 0, "crossing": 1, "pan": 0, "leave_return": 1, "tilted": 0}
+# Events the tracker does not pass yet, and why (strict: a pass fails until the mark is taken off).
+NOT_YET = {"tilted": "the Haar detector looks for upright faces only (issue: faces at any tilt and turn)"}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,8 @@ def tracker():
     tracker.close()
 
 
-@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize("event", [pytest.param(e, marks=pytest.mark.xfail(reason=NOT_YET[e], strict=True))
+                                   if e in NOT_YET else e for e in EVENTS])
 def test_event(tracker, event):
     clip = compose(event, require(YTF68))
     s = score(clip, track_clip(tracker, clip))
@@ -52,3 +56,18 @@ def test_scorer_on_hand_made_rows():
     assert s.coverage == 1  # coverage counts from 10 frames after an appearance
     assert score(clip, Rows.of(swapped)).id_changes == 1
     assert score(clip, Rows.of([])).pickups == [np.inf, np.inf]
+
+
+def test_tilted_faces_are_turned_with_their_points():
+    """The tilted clip's sprites: the eye line turned by the tilt (counter-clockwise as seen for +), the
+    eye distance kept, every face in view once the third has walked in."""
+    upright, tilted = (load_sprite(require(YTF68), FACES[1], 48, tilt) for tilt in (0, 15))
+
+    def eye_angle(points):
+        left, right = points[0], points[1]  # the subject's left eye is on the image's right
+        return np.degrees(np.arctan2(-(left[1] - right[1]), left[0] - right[0]))  # y up: as seen
+
+    assert eye_angle(tilted.points) - eye_angle(upright.points) == pytest.approx(15, abs=0.01)
+    assert interocular(tilted.points) == pytest.approx(48, abs=0.01)
+    clip = compose("tilted", YTF68)
+    assert (clip.visible[0, :2] >= 0.99).all() and clip.visible[0, 2] == 0 and (clip.visible[75:] >= 0.99).all()
