@@ -27,12 +27,14 @@ class Detector(Protocol):
     box_center: tuple[float, float]
     box_scale: float
 
-    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> Box:
+    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False,
+               routine: bool = False) -> Box:
         """(K, 5) float32 candidates x, y, w, h, angle in frame pixels, largest first, in the whole
         8-bit gray frame or only in `region` (x0, y0, x1, y1). `angle` (degrees, counter-clockwise on
         screen as in `cv2.getRotationMatrix2D`): the frame turned by it about the box's centre shows
         the face upright, in the box (x, y, w, h). `both`: the most thorough search it has (a video
-        frame where one face found must not hide another)."""
+        frame where one face found must not hide another); `routine`: a video's periodic look while
+        faces are tracked, which may be cheaper and cover its search over several calls."""
 
     def contains_face(self, patch: np.ndarray, face_side: float) -> bool:
         """Whether a face whose box is about `face_side` pixels wide is in this small upright patch."""

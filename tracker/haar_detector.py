@@ -41,6 +41,10 @@ REGION_SETTINGS = (1.1, 3)
 # The turned copies searched for tilted heads (degrees). The frontal cascade finds a face within about
 # +-10 degrees of upright; copies 20 degrees apart cover 50 degrees either way.
 TILTS = (20.0, -20.0, 40.0, -40.0)
+# The turned copies are searched on a frame no larger than this (px, longer side): a copy holding all
+# of a turned frame is about twice its area, so four copies of a 640-px photo cost ~8 upright passes;
+# at 480, ~4.5 (a face must then be ~28 px wide, at 640 px, to be found tilted; ~21 upright).
+TURNED_MAX_SIDE = 320
 
 
 def same_face(box: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -100,6 +104,7 @@ class HaarDetector:
         self.min_face = min_face
         self.min_neighbors = min_neighbors
         self.angles = tuple(a for a in angles if a != 0)
+        self._routine_turns = 0  # routine looks so far: each searches the next of `angles`
         # A CascadeClassifier must not run on two threads at once (it keeps per-call buffers), and the
         # tracker calls it from its worker thread and, with nothing tracked, from the main one.
         self._lock, self._alt2_lock, self._profile_lock = threading.Lock(), threading.Lock(), threading.Lock()
@@ -134,13 +139,17 @@ class HaarDetector:
         with self._alt2_lock:
             return self._alt2.result().detectMultiScale(small, *settings, minSize=min_size)
 
-    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> np.ndarray:
+    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False,
+               routine: bool = False) -> np.ndarray:
         """Candidates (x, y, w, h, angle) in the whole frame, or only in `region` (x0, y0, x1, y1)
         (frame pixels either way). `both`: the fallback cascade's boxes are added to the first one's
         even where that finds some (video: one face found must not hide another). A region is
         searched with both, at the frame's scale and face sizes, with finer settings
         (REGION_SETTINGS): it is small, and a face is likely in it. Then the first cascade searches
-        copies turned by each of `angles` (see `_turned_passes`)."""
+        copies turned by each of `angles` (see `_turned_passes`), or, for a `routine` look (a video's
+        periodic check), by the next of them only: a turned copy costs about twice an upright pass
+        (640x480 video, four copies: the run ~40% slower), and a tilted face still, missed, and in
+        view for a few checks is found as surely."""
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         min_side = max(20, int(self.min_face * min(h, w) * scale))
@@ -169,7 +178,7 @@ class HaarDetector:
         if self._profile is not None:
             upright = np.concatenate([upright, self._profile_passes(small, settings, min_size)])
         candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)],
-                                     self._turned_passes(small, settings, min_size)])
+                                     self._turned_passes(small, settings, min_size, routine)])
         if len(candidates) == 0:
             return no_candidates()
         candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
@@ -185,7 +194,8 @@ class HaarDetector:
         other = np.c_[small.shape[1] - other[:, 0] - other[:, 2], other[:, 1:]]
         return np.concatenate([one_side, other]).astype(np.float32)
 
-    def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int]) -> np.ndarray:
+    def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int],
+                       routine: bool = False) -> np.ndarray:
         """(K, 5) candidates from the first cascade on copies of `small` turned by each of `angles`.
 
         A copy turned by a about its centre (onto a canvas that holds all of it) shows upright a
@@ -197,9 +207,17 @@ class HaarDetector:
         tracker keeps, of the candidates on one face, the one the model is surest of)."""
         if not self.angles:
             return no_candidates()
+        shrink = min(1.0, TURNED_MAX_SIDE / max(small.shape[:2]))
+        if shrink < 1:
+            small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            min_size = (max(20, round(min_size[0] * shrink)),) * 2
         h, w = small.shape[:2]
         found, votes = [], []
-        for angle in self.angles:
+        angles = self.angles
+        if routine:
+            angles = (self.angles[self._routine_turns % len(self.angles)],)
+            self._routine_turns += 1
+        for angle in angles:
             turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
             cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
             size = (round(h * sin + w * cos), round(h * cos + w * sin))
@@ -218,6 +236,7 @@ class HaarDetector:
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)
+        found[:, :4] /= shrink
         kept = []
         for i in np.argsort(-votes, kind="stable"):
             if not same_face(found[i], found[kept]).any():

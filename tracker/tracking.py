@@ -325,10 +325,10 @@ class Tracker:
         return [f for f in found if any(f is k for k in kept)]
 
     def _search(self, gray: np.ndarray, region: tuple[int, int, int, int] | None,
-                tracked: list[tuple[_Track, np.ndarray]], both: bool = True):
+                tracked: list[tuple[_Track, np.ndarray]], both: bool = True, routine: bool = False):
         """Detector pass (on the worker) over the frame or a region of it, returned with the tracks'
         boxes on the frame it searched."""
-        return self.detector.detect(gray, region, both=both), tracked
+        return self.detector.detect(gray, region, both=both, routine=routine), tracked
 
     def _use_detections(self, gray: np.ndarray, boxes: np.ndarray,
                         tracked_then: list[tuple[_Track, np.ndarray]]) -> None:
@@ -425,9 +425,9 @@ class Tracker:
             return
         if not self.tracks:
             return  # nothing moved since the last search: it would see what it saw
-        if self.frame_index % self.detect_every == 0:  # the backstop: the first cascade alone (cheap)
+        if self.frame_index % self.detect_every == 0:  # the backstop: the detector's routine look (cheap)
             self.background.submit(self.frame_index + self.detector_lag, self._search, gray.copy(), None, tracked, False,
-                                   tag="detect")
+                                   True, tag="detect")
             return
         if self.background.due_frames("motion"):
             return
@@ -441,8 +441,10 @@ class Tracker:
                 return
             moved = None  # the whole frame, at its usual settings
             self.next_wide_search = self.frame_index + WIDE_MOTION_EVERY
+        # A whole-frame look here (a scene's first second, a pan) is routine: faces are tracked, and the
+        # main thread waits on it.
         self.background.submit(self.frame_index + min(MOTION_LAG, self.detector_lag), self._search, gray.copy(), moved,
-                               tracked, tag="motion")
+                               tracked, True, moved is None, tag="motion")
 
     def process(self, frame: np.ndarray, timestamp: float, prepared: Prepared | None = None) -> list[Face]:
         """Faces in this frame. `timestamp` in seconds drives the smoothing (any frame rate);
