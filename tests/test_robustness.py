@@ -605,7 +605,7 @@ def fuzz_frames(face: np.ndarray, photo: np.ndarray, count: int, seed: int = 0):
 def test_fuzz_frames_through_the_tracker():
     photo = cv2.imread(str(require(OBAMAS)))
     weights = str(require(WEIGHTS))
-    x, y, w, h = HaarDetector().detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))[0].astype(int)
+    x, y, w, h = HaarDetector().detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))[0, :4].astype(int)
     m = w // 3
     face = photo[max(y - m, 0) : y + h + m, max(x - m, 0) : x + w + m]
     video, still = Tracker(weights, "cpu"), Tracker(weights, "cpu", detector=HaarDetector.for_images())

@@ -175,10 +175,10 @@ TOP_Y, BOTTOM_Y = 40, 120  # the pasted squares overlap by 40 px vertically whil
 def two_faces() -> list[np.ndarray]:
     """The two Obamas' faces (left one first) as 120x120 BGR squares, with some background around."""
     image = cv2.imread(str(require(OBAMAS)))
-    boxes = HaarDetector().detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    boxes = HaarDetector(angles=()).detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     assert len(boxes) == 2
     crops = []
-    for x, y, w, _ in sorted(boxes.tolist()):
+    for x, y, w, *_ in sorted(boxes.tolist()):
         margin = 0.25 * w
         x0, y0, side = int(x - margin), int(y - margin), int(w + 2 * margin)
         crops.append(cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA))

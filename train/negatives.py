@@ -50,7 +50,7 @@ def mine(gray: np.ndarray, faces: np.ndarray, rng: np.random.Generator, detector
     # The detector's false positives (boxes clear of every labelled face). Photos hold faces
     # nobody labelled, so every box it finds is also kept clear of the windows below.
     boxes = detector.detect(gray) if detector is not None else np.zeros((0, 4), np.float32)
-    found = np.array([[x, y, bw] for x, y, bw, _ in boxes], np.float32).reshape(-1, 3)
+    found = np.array([box[:3] for box in boxes], np.float32).reshape(-1, 3)
     for square in found[:per_kind * 2]:
         if overlap(square, faces).max() < 0.1:
             out.append(cut(gray, square))

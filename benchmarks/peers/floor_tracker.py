@@ -30,7 +30,7 @@ def main() -> int:
     def locate(frame: Frame):
         image = frame.image
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        return [(tuple(map(float, box)), apply_affine(invert_affine(HaarDetector.framing_from_box(box)), MEAN_SHAPE))
+        return [(tuple(map(float, box[:4])), apply_affine(invert_affine(HaarDetector.framing_from_box(box)), MEAN_SHAPE))
                 for box in detector.detect(gray)]
 
     return run(args, locate)
