@@ -5,7 +5,7 @@ The tracker sees it through `tracker.detector.Detector`, so another detector can
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -104,10 +104,10 @@ class HaarDetector:
         self.min_face = min_face
         self.min_neighbors = min_neighbors
         self.angles = tuple(a for a in angles if a != 0)
-        self._routine_turns = 0  # routine looks so far: each searches the next of `angles`
+        self._routine_looks = 0  # routine looks so far (see `_turned_passes`)
         # A CascadeClassifier must not run on two threads at once (it keeps per-call buffers), and the
         # tracker calls it from its worker thread and, with nothing tracked, from the main one.
-        self._lock, self._alt2_lock, self._profile_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        self._lock, self._alt2_lock, self._profile_lock, self._turned_lock = (threading.Lock() for _ in range(4))
         # Where both cascades run regardless (`both`, regions), alt2 runs on a thread of its own beside
         # the first: the tracker's searches that it waits on (a new scene, a face coming into view)
         # take half the time (640x480: ~40 -> ~20 ms), the OpenCV calls giving up the GIL.
@@ -116,6 +116,7 @@ class HaarDetector:
         self._alt2 = (self._beside.submit(_cascade, _cascade_path("haarcascade_frontalface_alt2.xml"))
                       if fallback is not None else None)
         self._profile = self._beside.submit(_cascade, _cascade_path("haarcascade_profileface.xml")) if profile else None
+        self._turned = self._beside.submit(_cascade, default) if self.angles else None  # (see _turned_passes)
 
     def close(self) -> None:
         """Let the helper thread go (it ends once any pass it runs is done)."""
@@ -146,10 +147,11 @@ class HaarDetector:
         even where that finds some (video: one face found must not hide another). A region is
         searched with both, at the frame's scale and face sizes, with finer settings
         (REGION_SETTINGS): it is small, and a face is likely in it. Then the first cascade searches
-        copies turned by each of `angles` (see `_turned_passes`), or, for a `routine` look (a video's
-        periodic check), by the next of them only: a turned copy costs about twice an upright pass
-        (640x480 video, four copies: the run ~40% slower), and a tilted face still, missed, and in
-        view for a few checks is found as surely."""
+        copies turned by each of `angles` (see `_turned_passes`) at the whole frame's settings (a
+        region's finer ones cost twice as much); a `routine` look (a video's periodic check) adds,
+        every other time, one turned copy, the next angle each time: a turned copy costs about twice
+        an upright pass (640x480 clip, four copies on every look: the run ~15% slower), and a tilted
+        face missed and in view for several looks is found as surely."""
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         min_side = max(20, int(self.min_face * min(h, w) * scale))
@@ -178,7 +180,7 @@ class HaarDetector:
         if self._profile is not None:
             upright = np.concatenate([upright, self._profile_passes(small, settings, min_size)])
         candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)],
-                                     self._turned_passes(small, settings, min_size, routine)])
+                                     self._turned_passes(small, (self.scale_step, self.min_neighbors), min_size, routine)])
         if len(candidates) == 0:
             return no_candidates()
         candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
@@ -193,6 +195,31 @@ class HaarDetector:
             other = np.reshape(cascade.detectMultiScale(cv2.flip(small, 1), *settings, minSize=min_size), (-1, 4))
         other = np.c_[small.shape[1] - other[:, 0] - other[:, 2], other[:, 1:]]
         return np.concatenate([one_side, other]).astype(np.float32)
+
+    @staticmethod
+    def _turned_pass_all(cascade: Future, lock: threading.Lock, small: np.ndarray, angles: tuple[float, ...],
+                         settings: tuple[float, int], min_size: tuple[int, int]) -> tuple[list, list]:
+        """Boxes (x, y, w, h, angle) in `small`'s pixels, and their neighbour counts, of one cascade
+        on copies of `small` turned by each of `angles`."""
+        h, w = small.shape[:2]
+        found, votes = [], []
+        for angle in angles:
+            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+            size = (round(h * sin + w * cos), round(h * cos + w * sin))
+            turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+            # Replicated edges: a constant border draws a straight edge across the copy, on which the
+            # cascade fires more than on the frame's own content.
+            copy = cv2.warpAffine(small, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            with lock:
+                boxes, neighbours = cascade.result().detectMultiScale2(copy, *settings, minSize=min_size)
+            if len(boxes) == 0:
+                continue
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            centres = cv2.transform((boxes[:, :2] + boxes[:, 2:] / 2)[None], cv2.invertAffineTransform(turn))[0]
+            found += [(cx - bw / 2, cy - bh / 2, bw, bh, angle) for (cx, cy), (_, _, bw, bh) in zip(centres, boxes)]
+            votes += np.ravel(neighbours).tolist()
+        return found, votes
 
     def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int],
                        routine: bool = False) -> np.ndarray:
@@ -211,28 +238,18 @@ class HaarDetector:
         if shrink < 1:
             small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
-        h, w = small.shape[:2]
-        found, votes = [], []
         angles = self.angles
-        if routine:
-            angles = (self.angles[self._routine_turns % len(self.angles)],)
-            self._routine_turns += 1
-        for angle in angles:
-            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-            cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
-            size = (round(h * sin + w * cos), round(h * cos + w * sin))
-            turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
-            # Replicated edges: a constant border draws a straight edge across the copy, on which the
-            # cascade fires more than on the frame's own content.
-            copy = cv2.warpAffine(small, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            with self._lock:
-                boxes, neighbours = self.cascade.detectMultiScale2(copy, *settings, minSize=min_size)
-            if len(boxes) == 0:
-                continue
-            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-            centres = cv2.transform((boxes[:, :2] + boxes[:, 2:] / 2)[None], cv2.invertAffineTransform(turn))[0]
-            found += [(cx - bw / 2, cy - bh / 2, bw, bh, angle) for (cx, cy), (_, _, bw, bh) in zip(centres, boxes)]
-            votes += np.ravel(neighbours).tolist()
+        if routine:  # every fourth routine look adds one turned copy, the next angle each time
+            look, self._routine_looks = self._routine_looks, self._routine_looks + 1
+            angles = (self.angles[look // 4 % len(self.angles)],) if look % 4 == 3 else ()
+        # Half the copies on the helper thread, with a cascade of its own: a search the tracker waits
+        # on (a video's first frame, a scene cut) takes about half the time on two cores.
+        beside = self._beside.submit(self._turned_pass_all, self._turned, self._turned_lock, small, angles[1::2],
+                                     settings, min_size) if len(angles) > 1 else None
+        found, votes = self._turned_pass_all(self._default, self._lock, small, angles[::2], settings, min_size)
+        if beside is not None:
+            more, more_votes = beside.result()
+            found, votes = found + more, votes + more_votes
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)
