@@ -19,7 +19,10 @@ YTF68 = data("ytf68")
 # new track id; nothing else may change one.
 ALLOWED_ID_CHANGES = {"cut": 0, "walk_in": 0, "crossing": 1, "pan": 0, "leave_return": 1, "tilted": 0}
 # Events the tracker does not pass yet, and why (strict: a pass fails until the mark is taken off).
-NOT_YET = {"tilted": "the Haar detector looks for upright faces only (issue: faces at any tilt and turn)"}
+# The two faces in view from the first frame (tilted 15 and 30 degrees) are picked up there; the third,
+# walking in tilted 15 degrees, is never found by the Haar search at the video's 320 px (found at 480 px
+# with copies 15 degrees apart; not tuned to this clip).
+NOT_YET = {"tilted": "the Haar search misses the face walking in tilted (issue: faces at any tilt and turn)"}
 
 
 @pytest.fixture(scope="module")
