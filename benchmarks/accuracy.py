@@ -1,19 +1,21 @@
 """Accuracy of the whole tracker on still images, against 68-point labels mapped to the 15 Kaggle points.
 
     python -m benchmarks.accuracy [../shared/data/ytf68] [--weights weights/cascade.pt] [--all]
-    python -m benchmarks.accuracy --pts helen/testset
+    python -m benchmarks.accuracy --pts helen/testset [--detector yunet]
 
 By default it scores the identities the shipped weights never saw: the validation split of
 `python -m train fit` (15% of identities, split seed 0). `--all` scores every image of the folder
 (for a folder of new identities); `--pts DIR` every image of a 300-W style folder instead (image
 beside a same-name `.pts`, e.g. HELEN's test set). Each image goes through `Tracker.process_image`,
-as `run_tracker.py --image` does: Haar detection, framing, cascade. Reports faces found, NME (mean
-point error over the outer-eye-corner distance) mean and median, failures (NME > 0.10) and AUC at 0.10.
+as `run_tracker.py --image` does: detection (`--detector`: Haar by default), framing, cascade. Reports
+faces found, NME (mean point error over the outer-eye-corner distance) mean and median, failures
+(NME > 0.10), AUC at 0.10 and milliseconds an image.
 Truth is in 0-based pixel centres, as our output (the labels' 1-based points converted when read).
 """
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import cv2
@@ -22,7 +24,7 @@ import numpy as np
 from kaggle_framing import MEAN_SHAPE, apply_affine, fit_similarity, interocular, kaggle_from_ibug68
 from kaggle_framing.keypoints68 import DataError, points68, read_keypoints68
 from tracker import Tracker
-from tracker.haar_detector import HaarDetector
+from tracker.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
 
 Labelled = list[tuple[Path, np.ndarray]]  # images and their (15, 2) labelled points
 
@@ -113,15 +115,20 @@ def main() -> None:
     ap.add_argument("--weights", default="weights/cascade.pt")
     ap.add_argument("--all", action="store_true", help="score every image, not only the held-out identities")
     ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS),
+                    help=f"the face detector, with its still-image settings (default {DEFAULT_DETECTOR})")
     args = ap.parse_args()
     try:
         images = pts_images(args.pts) if args.pts else ytf68_images(Path(args.root), heldout_only=not args.all)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
-    tracker = Tracker(args.weights, "cpu", detector=HaarDetector.for_images())
+    tracker = Tracker(args.weights, "cpu", detector=make_detector(args.detector, images=True))
+    start = time.perf_counter()
     s, _ = scored([[f.points for f in tracker.process_image(cv2.imread(str(path)))] for path, _ in images], images)
-    print(f"{s['images']} images: found {s['found']:.1%}, NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, "
-          f"failures {s['failure']:.1%}, AUC@0.10 {s['auc']:.3f}; mean point offset {s['point_offset']:.4f}, "
+    ms = (time.perf_counter() - start) / len(images) * 1e3
+    print(f"{args.detector}: {s['images']} images, {ms:.0f} ms each (reading included): found {s['found']:.1%}, "
+          f"NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, failures {s['failure']:.1%}, "
+          f"AUC@0.10 {s['auc']:.3f}; mean point offset {s['point_offset']:.4f}, "
           f"global offset x {s['offset_x']:+.2%} y {s['offset_y']:+.2%}, NME without the point offsets {s['nme_unbiased']:.4f}")
 
 

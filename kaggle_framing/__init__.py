@@ -1,7 +1,7 @@
 """The contract shared by `tracker/` (run time) and `train/` (offline): both import it, it imports
-neither. The tracker never imports train/; train/ uses only the library's face detector
-(`tracker.haar_detector`: mining its false positives, calibrating its framing), never the
-application (`tracker.app`) or benchmarks/.
+neither. The tracker never imports train/; train/ uses only the library's face detectors
+(`tracker.haar_detector`: mining its false positives; `tracker.detectors`: calibrating a detector's
+framing), never the application (`tracker.app`) or benchmarks/.
 
 Here: keypoint names and order, the Kaggle 96x96 framing of a face, the iBUG-68 -> Kaggle-15 mapping,
 the similarity fits that move points between an image and the crop, and mirror averaging

@@ -51,13 +51,16 @@ def installed(tmp_path_factory) -> Path:
 def test_installed_modules_and_weights_come_from_the_venv(installed, tmp_path):
     code = ("import kaggle_framing, run_tracker, tracker.app.run, train.engine\n"
             "from kaggle_framing.weights_contract import DEFAULT_WEIGHTS\n"
-            "print(kaggle_framing.__file__, tracker.app.run.__file__, train.engine.__file__, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.is_file())")
+            "from tracker.yunet_detector import MODEL\n"
+            "print(kaggle_framing.__file__, tracker.app.run.__file__, train.engine.__file__, DEFAULT_WEIGHTS, MODEL,\n"
+            "      MODEL.with_name('YUNET_LICENSE.txt'), DEFAULT_WEIGHTS.is_file() and MODEL.is_file()\n"
+            "      and MODEL.with_name('YUNET_LICENSE.txt').is_file())")
     proc = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     *files, found = proc.stdout.split()
     venv = installed.parent.resolve()
     assert all(Path(f).resolve().is_relative_to(venv) for f in files), files
-    assert found == "True"
+    assert found == "True"  # the shipped weights, and the optional YuNet detector with its licence
 
 
 def test_console_command_from_another_folder(installed, tmp_path):

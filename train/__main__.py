@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tracker.detectors import DEFAULT_DETECTOR, DETECTORS
 from train.shipped import MAP_FILE, OFFSETS_FILE
 
 
@@ -160,9 +161,11 @@ def parser() -> argparse.ArgumentParser:
     add_calibrate(sub)
     add_teacher(sub)
 
-    p = sub.add_parser("calibrate-box", help="measure the Haar box -> Kaggle crop framing (HaarDetector.box_center, "
+    p = sub.add_parser("calibrate-box", help="measure a detector's box -> Kaggle crop framing (its box_center, "
                                              "box_scale) on labelled faces")
     p.add_argument("root", nargs="?", default="../shared/data/ytf68", help="a keypoints68.csv folder (default ytf68)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS),
+                   help=f"the detector measured, with its still-image settings (default {DEFAULT_DETECTOR})")
     return ap
 
 

@@ -13,6 +13,7 @@ class TrackerSettings:
     device: str = "auto"
     smooth: bool = True
     max_faces: int = 10
+    detector: str = "haar"  # a name in tracker.detectors.DETECTORS
 
 
 @dataclass(frozen=True)

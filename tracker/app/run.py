@@ -16,14 +16,14 @@ from tracker.app.images import ImageSource
 from tracker.app.sources import CameraSource, InputError, VideoSource
 from tracker.app.window import WindowSink, display_available
 from tracker.detector import DetectorError
-from tracker.haar_detector import HaarDetector
+from tracker.detectors import make_detector
 from tracker.messages import warn
 from tracker.tracking import Tracker, prepare
 
 
 def build_tracker(settings: TrackerSettings, images: bool = False, live: bool = False) -> Tracker:
     """The Tracker these settings ask for (one per process: a folder run's workers keep theirs)."""
-    detector = HaarDetector.for_images() if images else HaarDetector()
+    detector = make_detector(settings.detector, images)
     return Tracker(settings.weights or DEFAULT_WEIGHTS, settings.device, smooth=settings.smooth,
                    max_faces=settings.max_faces, detector=detector, live=live)
 
