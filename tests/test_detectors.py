@@ -134,14 +134,16 @@ def test_the_model_and_its_licence_are_shipped_as_the_model_card_says():
 
 
 def test_the_registry_builds_each_detector_for_video_and_for_images():
-    assert set(DETECTORS) == {"haar", "yunet"}
+    assert set(DETECTORS) == {"haar", "haar-profile", "yunet"}
     assert isinstance(make_detector("haar"), HaarDetector)
+    profile = make_detector("haar-profile", images=True)
+    assert profile._profile is not None and (profile.max_side, profile.angles) == (640, make_detector("haar", True).angles)
     video, images = make_detector("yunet"), make_detector("yunet", images=True)
     assert isinstance(video, YuNetDetector) and isinstance(images, YuNetDetector)
     assert (video.max_side, video.always_turn) == (320, False) and (images.max_side, images.always_turn) == (640, True)
     with pytest.raises(DetectorError) as error:
         make_detector("retinaface")
-    assert str(error.value) == "unknown detector 'retinaface': choose one of haar, yunet"
+    assert str(error.value) == "unknown detector 'retinaface': choose one of haar, haar-profile, yunet"
 
 
 def test_the_command_line_choice_reaches_the_tracker():

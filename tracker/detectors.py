@@ -14,6 +14,14 @@ def haar(images: bool) -> Detector:
     return HaarDetector.for_images() if images else HaarDetector()
 
 
+def haar_profile(images: bool) -> Detector:
+    """Haar, with OpenCV's profile cascade also searching the frame and its mirror image (heads turned
+    to the side); about three times the detection time (see weights/README.md)."""
+    from tracker.haar_detector import HaarDetector
+
+    return HaarDetector.for_images(profile=True) if images else HaarDetector(profile=True)
+
+
 def yunet(images: bool) -> Detector:
     from tracker.yunet_detector import YuNetDetector
 
@@ -21,7 +29,7 @@ def yunet(images: bool) -> Detector:
 
 
 # name -> constructor(images): the detector with its settings for still images, or for video.
-DETECTORS: dict[str, Callable[[bool], Detector]] = {"haar": haar, "yunet": yunet}
+DETECTORS: dict[str, Callable[[bool], Detector]] = {"haar": haar, "haar-profile": haar_profile, "yunet": yunet}
 DEFAULT_DETECTOR = "haar"
 
 

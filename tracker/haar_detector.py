@@ -79,9 +79,10 @@ class HaarDetector:
     box_scale = 1.003
 
     @classmethod
-    def for_images(cls) -> HaarDetector:
+    def for_images(cls, profile: bool = False) -> HaarDetector:
         """Still images: time is no object, so a finer, more permissive detection than for video."""
-        return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2), angles=TILTS)
+        return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2), angles=TILTS,
+                   profile=profile)
 
     @classmethod
     def framing_from_box(cls, box: Box) -> np.ndarray:

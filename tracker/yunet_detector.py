@@ -161,9 +161,11 @@ class YuNetDetector:
         centre, size = back[:, :2] @ face_centre(f[None])[0] + back[:, 2], f[2:4] / zoom
         return np.array([*(centre - size / 2), *size, c[4] + EYE_GAIN * eye_angle(f[None])[0], c[5]], np.float32)
 
-    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False) -> Box:
+    def detect(self, gray: np.ndarray, region: tuple[int, int, int, int] | None = None, both: bool = False,
+               routine: bool = False) -> Box:
         """Candidates in the whole frame, or only in `region` (x0, y0, x1, y1) (frame pixels either
-        way). `both`, or `always_turn`: the turned copies are searched too."""
+        way). `both`, or `always_turn`: the turned copies are searched too, unless the look is
+        `routine` (a video's periodic check: one pass finds faces tilted up to ~30 degrees)."""
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         x0 = y0 = 0
@@ -177,7 +179,7 @@ class YuNetDetector:
             size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-        turns = (0.0, *TURNS) if both or self.always_turn else (0.0,)
+        turns = (0.0, *TURNS) if (both or self.always_turn) and not routine else (0.0,)
         found = one_per_face(np.concatenate([self._candidates(bgr, t) for t in turns]))
         for _ in range(LOOKS):
             found = np.array([self._look(bgr, c) for c in found], np.float32).reshape(-1, 6)
