@@ -29,8 +29,8 @@ from kaggle_framing.keypoints68 import DataError
 
 
 def systems(cuda: bool, venvs: Path) -> list[System]:
-    """Ours on the CPU (and CUDA where available), the peers, the floor."""
-    return [ours("cpu"), *([ours("cuda")] if cuda else []), peer("dlib", venvs), mediapipe("learned", venvs),
+    """Ours on the CPU (and CUDA where available; and with the optional YuNet detector), the peers, the floor."""
+    return [ours("cpu"), *([ours("cuda")] if cuda else []), ours("cpu", detector="yunet"), peer("dlib", venvs), mediapipe("learned", venvs),
             mediapipe("vertices", venvs), floor()]
 
 

@@ -26,10 +26,11 @@ class System:
     missing: str = ""  # why it cannot run here ("" when it can)
 
 
-def ours(device: str, smooth: bool = True) -> System:
-    flags = ("--device", device) + (() if smooth else ("--no-smooth",))
-    suffix = "" if smooth else ", unsmoothed"
-    return System(f"ours-{device}{'' if smooth else '-raw'}", f"ours ({device.upper()}{suffix})",
+def ours(device: str, smooth: bool = True, detector: str | None = None) -> System:
+    """Our tracker on `device`; `detector`: another than the default (`run_tracker.py --detector`)."""
+    flags = ("--device", device) + (() if smooth else ("--no-smooth",)) + (("--detector", detector) if detector else ())
+    suffix = ("" if smooth else ", unsmoothed") + (f", {detector} detector" if detector else "")
+    return System(f"ours-{device}{'' if smooth else '-raw'}{f'-{detector}' if detector else ''}", f"ours ({device.upper()}{suffix})",
                   (sys.executable, str(ROOT / "run_tracker.py"), "--no-display", *flags))
 
 

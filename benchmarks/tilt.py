@@ -164,12 +164,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 # The command
 
 
-def with_detector(system: System, name: str) -> System:
-    """Ours with `run_tracker.py --detector NAME` (a tracker whose command line has that option)."""
-    return replace(system, key=f"{system.key}-{name}", label=f"{system.label[:-1]}, {name} detector)",
-                   command=(*system.command, "--detector", name))
-
-
 def main(argv: list[str] | None = None) -> int:
     # Here, not at the top: benchmarks.sections imports this module for the page's section.
     from benchmarks import sections
@@ -202,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.systems:
         system = choices[name](args.venvs)
         if name == "ours" and args.detector:
-            system = with_detector(system, args.detector)
+            system = ours("cpu", detector=args.detector)
         if system.missing:
             print(f"{system.label}: {system.missing}", file=sys.stderr)
         else:
