@@ -1,6 +1,7 @@
 """Video frames (tracker.app.sources.VideoSource): the tracker sees the same frames whatever the run writes."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,46 @@ def test_frame_time_is_the_videos_own_or_index_over_fps(ms, expected):
     source = VideoSource.__new__(VideoSource)
     source.capture, source.fps = _Clock(ms), 25.0
     assert source._timestamp(10, previous=0.36) == pytest.approx(expected)
+
+
+# A phone's display matrix in an mp4 track header (tkhd): "turn 90 degrees clockwise to show" (16.16
+# fixed point, the last of the nine 2.30), as `ffmpeg -display_rotation` writes it.
+def _rotate_90_tag(path: Path, width: int, height: int) -> None:
+    one = 0x10000
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    matrix = at + 8 + (32 if version == 1 else 20) + 16  # after flags, times, id, duration, layer..volume
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, one, 0, -one, 0, 0, height * one, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+
+
+def test_a_phone_video_stored_sideways_plays_upright(tmp_path):
+    """A clip stored on its side with a rotation tag (as phones record): OpenCV's capture turns its
+    frames as a player shows them (CAP_PROP_ORIENTATION_AUTO, on by default), and a run finds the
+    upright face on every frame, its points on the face as shown."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from tests.helpers import labelled_faces
+
+    gray, truth = labelled_faces(1)[0]
+    face = cv2.cvtColor(cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+    truth = (truth + 0.5) * 2 - 0.5
+    sideways = cv2.rotate(face, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    path = tmp_path / "phone.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, sideways.shape[1::-1])
+    for _ in range(5):
+        writer.write(sideways)
+    writer.release()
+    _rotate_90_tag(path, *sideways.shape[1::-1])
+    capture = cv2.VideoCapture(str(path))
+    assert capture.read()[1].shape[:2] == face.shape[:2]  # shown upright, not as stored
+    capture.release()
+    run = run_tracker("--video", path, "--csv", tmp_path / "rows.csv", "--no-display")
+    assert run.rc == 0, run.stderr
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert len(rows) == 5
+    points = rows.filter(regex="_x$|_y$").to_numpy().reshape(5, -1, 2)
+    assert np.abs(points.mean(axis=1) - truth.mean(axis=0)).max() < 0.2 * np.ptp(truth[:, 0])
