@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                     help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS),
                     help="what finds faces: haar (OpenCV's Haar cascades: upright faces) or yunet (OpenCV's YuNet "
-                         f"network: faces at any tilt, turned further too) (default {DEFAULT_DETECTOR})")
+                         f"network: also faces tilted far from upright) (default {DEFAULT_DETECTOR})")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     folder = ap.add_argument_group("a folder of videos (--video DIR)")
     folder.add_argument("--workers", type=int, metavar="N",
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     config = RunConfig(camera=args.camera, video=args.video, image=args.image, output=args.output, csv=args.csv,
                        display=not args.no_display, profile=args.profile,
                        tracker=TrackerSettings(args.weights, args.device, not args.no_smooth, args.max_faces,
-                                                       args.detector),
+                                               args.detector),
                        workers=args.workers or default_workers(), ray=args.ray, retry_failed=args.retry_failed)
     if not config.batch and (args.workers or args.ray or args.retry_failed):
         ap.error("--workers, --ray and --retry-failed take a folder of videos (--video DIR)")

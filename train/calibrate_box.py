@@ -44,7 +44,7 @@ def box_units(root: Path, detector_name: str = "haar") -> tuple[np.ndarray, int]
 
 
 def calibrate_box(args: argparse.Namespace) -> int:
-    """`python -m train calibrate-box [DIR] [--detector NAME]`: print the medians, to paste into the detector's class."""
+    """`python -m train calibrate-box [DIR] [--detector NAME]`: the medians, to paste into the detector."""
     units, total = box_units(Path(args.root), args.detector)
     median, spread = np.median(units, axis=0), units.std(axis=0)
     print(f"{args.detector}: {len(units)}/{total} faces found ({len(units) / total:.1%})")
