@@ -42,8 +42,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     ap.add_argument("--max-faces", type=int, default=10, metavar="N",
                     help="most faces tracked at once; the largest are kept (default 10)")
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS),
-                    help="what finds faces: haar (OpenCV's Haar cascades: upright faces) or yunet (OpenCV's YuNet "
-                         f"network: also faces tilted far from upright) (default {DEFAULT_DETECTOR})")
+                    help="what finds faces: haar (OpenCV's Haar cascades, on the frame and on copies turned 20 and 40 "
+                         "degrees), haar-profile (also OpenCV's profile cascade: heads turned to the side; slower) or "
+                         f"yunet (OpenCV's YuNet network: also faces tilted further) (default {DEFAULT_DETECTOR})")
     ap.add_argument("--profile", action="store_true", help="print mean milliseconds per stage at the end")
     folder = ap.add_argument_group("a folder of videos (--video DIR)")
     folder.add_argument("--workers", type=int, metavar="N",
