@@ -331,7 +331,7 @@ class NestedBoxes(HaarDetector):
         x, y, w, _ = box
         self.boxes = np.array([[x - 0.2 * w, y - 0.45 * w, 1.4 * w, 1.4 * w], box], np.float32)
 
-    def detect(self, gray: np.ndarray, region=None, both: bool = False) -> np.ndarray:
+    def detect(self, gray: np.ndarray, region=None, both: bool = False, routine: bool = False) -> np.ndarray:
         return self.boxes
 
 

@@ -243,7 +243,7 @@ class Tracker:
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.frame_index = 0
-        self.next_idle_search = self.next_wide_search = self.scene_start = 0
+        self.next_idle_search = self.next_wide_search = self.next_thorough_search = self.scene_start = 0
         self.background.clear()
         self.scene.reset()
 
@@ -395,10 +395,10 @@ class Tracker:
             return presence
         return -self.model.predict(self._crops(gray, framings), mirror=True).disagreement
 
-    def _search_now(self, gray: np.ndarray) -> None:
+    def _search_now(self, gray: np.ndarray, routine: bool = False) -> None:
         """Search the whole frame on this frame (nothing tracked, or a scene cut)."""
         t = time.perf_counter()
-        boxes = self.detector.detect(gray, both=True)
+        boxes = self.detector.detect(gray, both=True, routine=routine)
         self._timed("detect", t)
         self._use_detections(gray, boxes, [(tr, self._box(tr.framing)) for tr in self.tracks])
 
@@ -417,11 +417,19 @@ class Tracker:
         moved = self.scene.motion(boxes)
         idle_due = self.frame_index >= self.next_idle_search
         if cut or (not self.tracks and (moved is not None or idle_due)):
+            # The detector's thorough search (turned copies and all) at most every IDLE_SEARCH_EVERY
+            # frames while things move and nothing is tracked, its routine look between: a tilted face
+            # is found within that many frames, and a video of motion without faces costs little more
+            # than an upright search a frame.
+            routine = not (cut or self.frame_index >= self.next_thorough_search)
+            if not routine:
+                self.next_thorough_search = self.frame_index + IDLE_SEARCH_EVERY
             self.next_idle_search = self.frame_index + IDLE_SEARCH_EVERY
             if not self.live:  # on this frame
-                self._search_now(gray)
+                self._search_now(gray, routine)
             elif not any(d <= self.frame_index + 1 for d in self.background.due_frames("detect")):
-                self.background.submit(self.frame_index + 1, self._search, gray.copy(), None, tracked, tag="detect")
+                self.background.submit(self.frame_index + 1, self._search, gray.copy(), None, tracked, True, routine,
+                                       tag="detect")
             return
         if not self.tracks:
             return  # nothing moved since the last search: it would see what it saw
