@@ -42,8 +42,9 @@ REGION_SETTINGS = (1.1, 3)
 # +-10 degrees of upright; copies 20 degrees apart cover 50 degrees either way.
 TILTS = (20.0, -20.0, 40.0, -40.0)
 # The turned copies are searched on a frame no larger than this (px, longer side): a copy holding all
-# of a turned frame is about twice its area, so four copies of a 640-px photo cost ~8 upright passes;
-# at 480, ~4.5 (a face must then be ~28 px wide, at 640 px, to be found tilted; ~21 upright).
+# of a turned frame is about twice its area, so four copies of a 640-px photo at full size would cost
+# ~8 upright passes, at 320 px ~2 (a face must then be ~40 px wide, at 640 px, to be found tilted;
+# ~21 upright).
 TURNED_MAX_SIDE = 320
 # A routine look (video, faces tracked) adds a turned copy this rarely: on the benchmark page's 640x480
 # clip, one every fourth look made detection 0.60 -> 0.90 ms a frame and the run ~20% slower.
@@ -236,17 +237,17 @@ class HaarDetector:
         tracker model passes. An upright box does not hide a turned one: on a head tilted 30 degrees
         the upright pass can find a box from which the model does not find the face's points (the
         tracker keeps, of the candidates on one face, the one the model is surest of)."""
-        if not self.angles:
+        angles = self.angles
+        if routine and angles:  # every ROUTINE_TURN_EVERY-th routine look adds one turned copy, the next angle each time
+            look, self._routine_looks = self._routine_looks, self._routine_looks + 1
+            turn = look % ROUTINE_TURN_EVERY == ROUTINE_TURN_EVERY - 1
+            angles = (self.angles[look // ROUTINE_TURN_EVERY % len(self.angles)],) if turn else ()
+        if not angles:
             return no_candidates()
         shrink = min(1.0, TURNED_MAX_SIDE / max(small.shape[:2]))
         if shrink < 1:
             small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
-        angles = self.angles
-        if routine:  # every ROUTINE_TURN_EVERY-th routine look adds one turned copy, the next angle each time
-            look, self._routine_looks = self._routine_looks, self._routine_looks + 1
-            turn = look % ROUTINE_TURN_EVERY == ROUTINE_TURN_EVERY - 1
-            angles = (self.angles[look // ROUTINE_TURN_EVERY % len(self.angles)],) if turn else ()
         # Half the copies on the helper thread, with a cascade of its own: a search the tracker waits
         # on (a video's first frame, a scene cut) takes about half the time on two cores.
         beside = self._beside.submit(self._turned_pass_all, self._turned, self._turned_lock, small, angles[1::2],
