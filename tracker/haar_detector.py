@@ -130,6 +130,7 @@ class HaarDetector:
         self.min_neighbors = min_neighbors
         self.angles = tuple(a for a in angles if a != 0)
         self._routine_looks = 0  # routine looks so far (see `_turned_passes`)
+        self._region_looks = 0  # region searches so far (see `detect`)
         # The cascades load (their XML: ~40 and ~30 ms each) on the helper thread while the caller goes
         # on loading the model and opening its input; the first detection waits for them if it must.
         # The helper thread also runs passes beside the caller's (OpenCV gives up the GIL), each with
@@ -166,7 +167,9 @@ class HaarDetector:
         searched with both, at the frame's scale and face sizes, with finer settings
         (REGION_SETTINGS): it is small, and a face is likely in it. Then the first cascade searches
         copies turned by each of `angles` (see `_turned_passes`) at the whole frame's settings (a
-        region's finer ones cost twice as much); a `routine` look (a video's periodic check) adds,
+        region's finer ones cost twice as much); in a region, the first and the fallback cascade
+        take turns, one a search (the fallback one finds faces the first misses there: a dark face
+        walking in tilted, on a light wall, in the events benchmark); a `routine` look (a video's periodic check) adds,
         every ROUTINE_TURN_EVERY-th time, one turned copy, the next angle each time: a turned copy
         costs about twice an upright pass, and a tilted face missed and in view for a while is found
         as surely. Where a whole frame's search (not a routine one) finds nothing at all, the fallback
@@ -199,10 +202,15 @@ class HaarDetector:
         upright = np.concatenate([boxes, more]).astype(np.float32)
         if self._profile is not None:
             upright = np.concatenate([upright, self._profile_passes(small, settings, min_size)])
-        candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)],
-                                     self._turned_passes(small, (self.scale_step, self.min_neighbors), min_size, routine)])
+        # In a region the cascades take turns on the turned copies, one a search: each costs about
+        # twice the region's upright passes, and a face coming into view is searched again next frame.
+        first = region is None or self._region_looks % 2 == 0 or self._alt2 is None
+        self._region_looks += region is not None
+        turned = self._turned_passes(small, (self.scale_step, self.min_neighbors), min_size, routine, first=first,
+                                     with_fallback=not first)
+        candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)], turned])
         if len(candidates) == 0 and self._alt2 is not None and region is None and not routine:
-            candidates = self._turned_passes(small, fallback_settings, min_size, fallback=True)
+            candidates = self._turned_passes(small, fallback_settings, min_size, first=False, with_fallback=True)
         if len(candidates) == 0:
             return no_candidates()
         candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
@@ -241,9 +249,9 @@ class HaarDetector:
         return found, votes
 
     def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int],
-                       routine: bool = False, fallback: bool = False) -> np.ndarray:
-        """(K, 5) candidates from the first cascade (`fallback`: the fallback one) on copies of `small`
-        turned by each of `angles`.
+                       routine: bool = False, first: bool = True, with_fallback: bool = False) -> np.ndarray:
+        """(K, 5) candidates from the first cascade (`first`) and the fallback one (`with_fallback`) on
+        copies of `small` turned by each of `angles`.
 
         A copy turned by a about its centre (onto a canvas that holds all of it) shows upright a
         face tilted by -a; a face is found there as a box, whose centre is mapped back. Of the boxes
@@ -263,15 +271,18 @@ class HaarDetector:
         if shrink < 1:
             small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
-        # Half the copies on the helper thread, with a cascade of its own: a search the tracker waits
-        # on (a video's first frame, a scene cut) takes about half the time on two cores.
-        here, there = (self._alt2, self._turned_beside[1]) if fallback else (self._first, self._turned_beside[0])
-        beside = (self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
-                  if len(angles) > 1 else None)
-        found, votes = self._turned_pass_all(here, small, angles[::2], settings, min_size)
-        if beside is not None:
-            more, more_votes = beside.result()
-            found, votes = found + more, votes + more_votes
+        # Each cascade searches half the copies here and half on the helper thread, with a copy of its
+        # own: a search the tracker waits on (a video's first frame, a scene cut) takes about half the
+        # time on two cores.
+        pairs = [(self._first, self._turned_beside[0])] if first else []
+        if with_fallback and self._alt2 is not None:
+            pairs.append((self._alt2, self._turned_beside[1]))
+        beside = [self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
+                  for _, there in pairs if len(angles) > 1]
+        found, votes = [], []
+        for passes in [self._turned_pass_all(here, small, angles[::2], settings, min_size) for here, _ in pairs] + \
+                [future.result() for future in beside]:
+            found, votes = found + passes[0], votes + passes[1]
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)
