@@ -60,25 +60,32 @@ def same_face(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 class _Cascade:
-    """A cascade loading on a helper thread, and the lock that keeps it to one call at a time (a
-    CascadeClassifier keeps per-call buffers; the tracker calls the detector from its worker thread
-    and, with nothing tracked, from the main one)."""
+    """A cascade, loaded on a helper thread (`helper`) or else at its first use, and the lock that
+    keeps it to one call at a time (a CascadeClassifier keeps per-call buffers; the tracker calls the
+    detector from its worker thread and, with nothing tracked, from the main one)."""
 
-    def __init__(self, loading: Future) -> None:
-        self.loading, self.lock = loading, threading.Lock()
+    def __init__(self, path: Path, helper: ThreadPoolExecutor | None) -> None:
+        self.path, self.lock = path, threading.Lock()
+        self._loading = helper.submit(_cascade, path) if helper is not None else None
+        self._loaded: cv2.CascadeClassifier | None = None
+
+    def _get(self) -> cv2.CascadeClassifier:  # (under the lock)
+        if self._loaded is None:
+            self._loaded = self._loading.result() if self._loading is not None else _cascade(self.path)
+        return self._loaded
 
     def detect(self, image: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int],
                max_size: tuple[int, int] = (0, 0)) -> np.ndarray:
         """(K, 4) boxes ((0, 0): no largest size)."""
         with self.lock:
-            boxes = self.loading.result().detectMultiScale(image, *settings, minSize=min_size, maxSize=max_size)
+            boxes = self._get().detectMultiScale(image, *settings, minSize=min_size, maxSize=max_size)
         return np.reshape(boxes, (-1, 4))
 
     def detect_with_votes(self, image: np.ndarray, settings: tuple[float, int],
                           min_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(K, 4) boxes and (K,) neighbour counts."""
         with self.lock:
-            boxes, votes = self.loading.result().detectMultiScale2(image, *settings, minSize=min_size)
+            boxes, votes = self._get().detectMultiScale2(image, *settings, minSize=min_size)
         return np.reshape(boxes, (-1, 4)), np.ravel(votes)
 
 
@@ -131,23 +138,25 @@ class HaarDetector:
         self.angles = tuple(a for a in angles if a != 0)
         self._routine_looks = 0  # routine looks so far (see `_turned_passes`)
         self._region_looks = 0  # region searches so far (see `detect`)
-        # The cascades load (their XML: ~40 and ~30 ms each) on the helper thread while the caller goes
-        # on loading the model and opening its input; the first detection waits for them if it must.
+        # The first cascade loads (its XML: ~40 ms) on the helper thread while the caller goes on
+        # loading the model and opening its input; the first detection waits for it if it must. The
+        # alt2 ones (~30 ms each) load where first used: a photo whose faces the first finds never
+        # needs them.
         # The helper thread also runs passes beside the caller's (OpenCV gives up the GIL), each with
         # a cascade of its own: alt2 beside the first cascade where both run (`both`, regions: a
         # search the tracker waits on, 640x480, ~40 -> ~20 ms), half of the turned copies.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
 
-        def load(name: str) -> _Cascade:
-            return _Cascade(self._beside.submit(_cascade, _cascade_path(name)))
+        def load(name: str, now: bool = True) -> _Cascade:
+            return _Cascade(_cascade_path(name), self._beside if now else None)
 
         default, alt2 = "haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml"
         self._first = load(default)
-        self._alt2 = load(alt2) if fallback is not None else None
+        self._alt2 = load(alt2, now=False) if fallback is not None else None
         self._profile = load("haarcascade_profileface.xml") if profile else None
         # (first, alt2) for the turned copies on the helper thread (see `_turned_passes`)
         self._turned_beside = (load(default) if self.angles else None,
-                               load(alt2) if self.angles and fallback is not None else None)
+                               load(alt2, now=False) if self.angles and fallback is not None else None)
 
     def close(self) -> None:
         """Let the helper thread go (it ends once any pass it runs is done)."""
