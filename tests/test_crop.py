@@ -149,9 +149,11 @@ def test_invert_affine_round_trips(matrix):
 @pytest.mark.parametrize(
     "box", [(0.0, 0.0, 100.0, 100.0), (145.4, 101.8, 128.7, 128.7), (-20.0, 300.5, 37.0, 37.0), (1000.0, 12.0, 812.5, 812.5)]
 )
-def test_box_from_framing_inverts_framing_from_box(box):
-    # Haar boxes are square; the Kaggle crop of a box is a square too.
-    framing = HaarDetector.framing_from_box(box)
+@pytest.mark.parametrize("angle", [0.0, 20.0, -45.0, 90.0])
+def test_box_from_framing_inverts_framing_from_box(box, angle):
+    # Haar boxes are square; the Kaggle crop of a box is a square too; a candidate's angle turns the
+    # crop about the box, which stays where it was.
+    framing = HaarDetector.framing_from_box((*box, angle))
     np.testing.assert_allclose(HaarDetector.box_from_framing(framing), box, rtol=1e-5, atol=0.01)
 
 

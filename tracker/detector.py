@@ -65,12 +65,15 @@ def framing_from_box(box: Box, center: tuple[float, float], scale: float) -> np.
 
 def box_from_framing(framing: np.ndarray, center: tuple[float, float], scale: float) -> Box:
     """The upright detector box (x, y, w, h) that a crop framing corresponds to (square: w = h; for
-    a turned framing, the box of the same centre and size)."""
+    a turned framing, the box `framing_from_box` turned by its angle)."""
     # Scalar maths on Python floats (called for every track on every frame; numpy's is slower here):
-    # the crop's centre mapped back through the inverse framing, and the side its scale gives.
+    # where `framing_from_box` puts the box centre in the crop (a fixed point: the offset of the
+    # detector's framing, in crop pixels), mapped back through the inverse framing; the side from
+    # the framing's scale.
     (a, b, tx), (c, d, ty) = framing.tolist()
     det = a * d - b * c
-    u, v = CROP_SIZE / 2 - tx, CROP_SIZE / 2 - ty
+    u = CROP_SIZE / 2 - CROP_SIZE * (center[0] - 0.5) / scale - tx
+    v = CROP_SIZE / 2 - CROP_SIZE * (center[1] - 0.5) / scale - ty
     cx, cy = (d * u - b * v) / det, (a * v - c * u) / det
     w = CROP_SIZE / math.sqrt(abs(det)) / scale
-    return np.array([cx - center[0] * w, cy - center[1] * w, w, w], np.float32)
+    return np.array([cx - w / 2, cy - w / 2, w, w], np.float32)
