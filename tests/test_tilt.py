@@ -84,6 +84,41 @@ def test_the_turned_search_finds_tilted_heads_at_their_angle(faces):
     assert upright_hits <= 0.5 * trials, (upright_hits, trials)
 
 
+class _Blind:
+    """A cascade that finds nothing (the first cascade missing a face, as it does some small tilted ones)."""
+
+    def detect(self, image, settings, min_size, max_size=(0, 0)) -> np.ndarray:
+        return np.zeros((0, 4), np.int32)
+
+    def detect_with_votes(self, image, settings, min_size) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((0, 4), np.int32), np.zeros(0, np.int32)
+
+
+def test_where_the_first_cascade_finds_nothing_the_fallback_searches_the_turned_copies(faces):
+    """A photo in which the first cascade finds no face, upright or turned: the fallback cascade (alt2)
+    searches the turned copies as well as the upright frame, and finds heads tilted 30 degrees there
+    (alt2 on the upright frame alone finds few of them)."""
+    detector = HaarDetector.for_images()
+    detector._first = _Blind()
+    detector._turned_beside = (_Blind(), detector._turned_beside[1])
+    upright_only = HaarDetector.for_images()
+    upright_only._first, upright_only.angles = _Blind(), ()
+    hits, upright_hits = 0, 0
+    for gray, truth in faces:
+        for tilt in (-30.0, 30.0):
+            image, points = turned(gray, truth, tilt)
+            centre, eyes = points.mean(axis=0), interocular(points)
+
+            def on_face(candidates: np.ndarray) -> bool:
+                return bool((np.hypot(*(candidates[:, :2] + candidates[:, 2:4] / 2 - centre).T) < 0.5 * eyes).any())
+
+            hits += on_face(detector.detect(image))
+            upright_hits += on_face(upright_only.detect(image))
+    trials = 2 * len(faces)
+    assert hits >= 0.8 * trials, (hits, upright_hits, trials)
+    assert upright_hits <= 0.5 * trials, (hits, upright_hits, trials)
+
+
 @pytest.mark.parametrize("tilt", [15.0, -30.0, 45.0])
 def test_photos_of_tilted_heads_find_them_as_well_as_upright_ones(photo_tracker, faces, upright_nme, tilt):
     """The whole tracker on still photos of tilted heads: found as often as upright, and as accurately
