@@ -141,8 +141,7 @@ class HaarDetector:
         # The first cascade loads (its XML: ~40 ms) on the helper thread while the caller goes on
         # loading the model and opening its input; the first detection waits for it if it must. The
         # alt2 ones (~30 ms each) load where first used: a photo whose faces the first finds never
-        # needs them.
-        # The helper thread also runs passes beside the caller's (OpenCV gives up the GIL), each with
+        # needs them. The helper thread also runs passes beside the caller's (OpenCV gives up the GIL), each with
         # a cascade of its own: alt2 beside the first cascade where both run (`both`, regions: a
         # search the tracker waits on, 640x480, ~40 -> ~20 ms), half of the turned copies.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
@@ -174,17 +173,20 @@ class HaarDetector:
         (frame pixels either way). `both`: the fallback cascade's boxes are added to the first one's
         even where that finds some (video: one face found must not hide another). A region is
         searched with both, at the frame's scale and face sizes, with finer settings
-        (REGION_SETTINGS): it is small, and a face is likely in it. Then the first cascade searches
-        copies turned by each of `angles` (see `_turned_passes`) at the whole frame's settings (a
-        region's finer ones cost twice as much); in a region, the first and the fallback cascade
-        take turns, one a search (the fallback one finds faces the first misses there: a dark face
-        walking in tilted, on a light wall, in the events benchmark); a `routine` look (a video's periodic check) adds,
-        every ROUTINE_TURN_EVERY-th time, one turned copy, the next angle each time: a turned copy
-        costs about twice an upright pass, and a tilted face missed and in view for a while is found
-        as surely. Where a whole frame's search (not a routine one) finds nothing at all, the fallback
-        cascade searches the turned copies too, at its settings, as it does the upright frame: on
-        held-out photos turned 30 and 45 degrees, 18 -> 7 of 600 faces missed (small faces, eyes
-        12-35 px apart, which the first cascade misses on a turned copy)."""
+        (REGION_SETTINGS): it is small, and a face is likely in it.
+
+        Then the first cascade searches copies turned by each of `angles` (see `_turned_passes`) at
+        the whole frame's settings (a region's finer ones cost twice as much):
+        - in a region, the first and the fallback cascade take turns, one a search (the fallback one
+          finds faces the first misses there: a dark face walking in tilted, on a light wall, in the
+          events benchmark);
+        - a `routine` look (a video's periodic check) adds, every ROUTINE_TURN_EVERY-th time, one
+          turned copy, the next angle each time: a turned copy costs about twice an upright pass,
+          and a tilted face missed and in view for a while is found as surely;
+        - where a whole frame's search (not a routine one) finds nothing at all, the fallback
+          cascade searches the turned copies too, at its settings, as it does the upright frame: on
+          held-out photos turned 30 and 45 degrees, 18 -> 7 of 600 faces missed (small faces, eyes
+          12-35 px apart, which the first cascade misses on a turned copy)."""
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         min_side = max(20, int(self.min_face * min(h, w) * scale))
