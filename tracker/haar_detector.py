@@ -141,9 +141,9 @@ class HaarDetector:
         # The first cascade loads (its XML: ~40 ms) on the helper thread while the caller goes on
         # loading the model and opening its input; the first detection waits for it if it must. The
         # alt2 ones (~30 ms each) load where first used: a photo whose faces the first finds never
-        # needs them. The helper thread also runs passes beside the caller's (OpenCV gives up the GIL), each with
-        # a cascade of its own: alt2 beside the first cascade where both run (`both`, regions: a
-        # search the tracker waits on, 640x480, ~40 -> ~20 ms), half of the turned copies.
+        # needs them. The helper thread also runs passes beside the caller's (OpenCV gives up the
+        # GIL), each with a cascade of its own: alt2 beside the first cascade where both run (`both`,
+        # regions: a search the tracker waits on, 640x480, ~40 -> ~20 ms), half of the turned copies.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
 
         def load(name: str, now: bool = True) -> _Cascade:
@@ -215,13 +215,12 @@ class HaarDetector:
             upright = np.concatenate([upright, self._profile_passes(small, settings, min_size)])
         # In a region the cascades take turns on the turned copies, one a search: each costs about
         # twice the region's upright passes, and a face coming into view is searched again next frame.
-        first = region is None or self._region_looks % 2 == 0 or self._alt2 is None
+        alt2_turns = region is not None and self._alt2 is not None and self._region_looks % 2 == 1
         self._region_looks += region is not None
-        turned = self._turned_passes(small, (self.scale_step, self.min_neighbors), min_size, routine, first=first,
-                                     with_fallback=not first)
+        turned = self._turned_passes(small, (self.scale_step, self.min_neighbors), min_size, routine, alt2=alt2_turns)
         candidates = np.concatenate([np.c_[upright, np.zeros(len(upright), np.float32)], turned])
         if len(candidates) == 0 and self._alt2 is not None and region is None and not routine:
-            candidates = self._turned_passes(small, fallback_settings, min_size, first=False, with_fallback=True)
+            candidates = self._turned_passes(small, fallback_settings, min_size, alt2=True)
         if len(candidates) == 0:
             return no_candidates()
         candidates[:, :4] = candidates[:, :4] / scale + np.array([x0, y0, 0, 0], np.float32)
@@ -260,9 +259,9 @@ class HaarDetector:
         return found, votes
 
     def _turned_passes(self, small: np.ndarray, settings: tuple[float, int], min_size: tuple[int, int],
-                       routine: bool = False, first: bool = True, with_fallback: bool = False) -> np.ndarray:
-        """(K, 5) candidates from the first cascade (`first`) and the fallback one (`with_fallback`) on
-        copies of `small` turned by each of `angles`.
+                       routine: bool = False, alt2: bool = False) -> np.ndarray:
+        """(K, 5) candidates from the first cascade (`alt2`: the fallback one) on copies of `small`
+        turned by each of `angles`.
 
         A copy turned by a about its centre (onto a canvas that holds all of it) shows upright a
         face tilted by -a; a face is found there as a box, whose centre is mapped back. Of the boxes
@@ -282,18 +281,16 @@ class HaarDetector:
         if shrink < 1:
             small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
-        # Each cascade searches half the copies here and half on the helper thread, with a copy of its
-        # own: a search the tracker waits on (a video's first frame, a scene cut) takes about half the
-        # time on two cores.
-        pairs = [(self._first, self._turned_beside[0])] if first else []
-        if with_fallback and self._alt2 is not None:
-            pairs.append((self._alt2, self._turned_beside[1]))
-        beside = [self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
-                  for _, there in pairs if len(angles) > 1]
-        found, votes = [], []
-        for passes in [self._turned_pass_all(here, small, angles[::2], settings, min_size) for here, _ in pairs] + \
-                [future.result() for future in beside]:
-            found, votes = found + passes[0], votes + passes[1]
+        # Half the copies here and half on the helper thread, with a copy of the cascade of its own: a
+        # search the tracker waits on (a video's first frame, a scene cut) takes about half the time
+        # on two cores.
+        here, there = (self._alt2, self._turned_beside[1]) if alt2 else (self._first, self._turned_beside[0])
+        beside = (self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
+                  if len(angles) > 1 else None)
+        found, votes = self._turned_pass_all(here, small, angles[::2], settings, min_size)
+        if beside is not None:
+            more, more_votes = beside.result()
+            found, votes = found + more, votes + more_votes
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)
