@@ -81,3 +81,24 @@ def test_a_phone_video_stored_sideways_plays_upright(tmp_path):
     assert len(rows) == 5
     points = rows.filter(regex="_x$|_y$").to_numpy().reshape(5, -1, 2)
     assert np.abs(points.mean(axis=1) - truth.mean(axis=0)).max() < 0.2 * np.ptp(truth[:, 0])
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
+def test_small_frames_are_decoded_on_one_thread(tmp_path, size):
+    """Frames up to 640x480 decode on one thread (FFmpeg's frame threads cost CPU the tracker wants);
+    larger ones on as many as FFmpeg picks by default."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+    for i in range(3):
+        writer.write(np.full((size[1], size[0], 3), 40 * i, np.uint8))
+    writer.release()
+    default = cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_N_THREADS)
+    source = VideoSource(path)
+    try:
+        assert source.capture.get(cv2.CAP_PROP_N_THREADS) == (1 if size == (640, 480) else default)
+        assert sum(1 for _ in source) == 3
+    finally:
+        source.close()
