@@ -283,14 +283,22 @@ class HaarDetector:
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
         # Half the copies here and half on the helper thread, with a copy of the cascade of its own: a
         # search the tracker waits on (a video's first frame, a scene cut) takes about half the time
-        # on two cores.
+        # on two cores. OpenCV's own threads (a photo's upright pass uses them) are off meanwhile: on
+        # top of these two they cost time (two cores, a 759x500 photo's copies: ~300 -> ~220 ms).
         here, there = (self._alt2, self._turned_beside[1]) if alt2 else (self._first, self._turned_beside[0])
-        beside = (self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
-                  if len(angles) > 1 else None)
-        found, votes = self._turned_pass_all(here, small, angles[::2], settings, min_size)
-        if beside is not None:
-            more, more_votes = beside.result()
-            found, votes = found + more, votes + more_votes
+        opencv_threads = cv2.getNumThreads()
+        if opencv_threads != 1:
+            cv2.setNumThreads(1)
+        try:
+            beside = (self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
+                      if len(angles) > 1 else None)
+            found, votes = self._turned_pass_all(here, small, angles[::2], settings, min_size)
+            if beside is not None:
+                more, more_votes = beside.result()
+                found, votes = found + more, votes + more_votes
+        finally:
+            if opencv_threads != 1:
+                cv2.setNumThreads(opencv_threads)
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)
