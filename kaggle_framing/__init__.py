@@ -15,6 +15,8 @@ the framing onto itself. `tests/test_kaggle_framing.py` recomputes it from that 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 CROP_SIZE = 96
@@ -104,7 +106,19 @@ def _centred(points: np.ndarray) -> tuple[np.ndarray, complex]:
     return z - mean, mean
 
 
-_MEAN_SHAPE_CENTRED = _centred(MEAN_SHAPE)  # the usual target, worked out once (two fits a face a frame)
+def _fit_terms(dst: np.ndarray) -> tuple[np.ndarray, complex, float]:
+    """What a fit onto `dst` needs of it: the (2K, 4) matrix that takes source points, flattened
+    (x0, y0, x1, ...), to <s, d> (real, imaginary; d: dst about its mean) and the sums of their x
+    and y; dst's mean as x + iy; and the sum of |d|^2."""
+    d, mean = _centred(dst)
+    terms = np.zeros((2 * len(d), 4))
+    terms[0::2, 0], terms[1::2, 0] = d.real, d.imag  # Re <s, d> = sum(x dx + y dy)
+    terms[0::2, 1], terms[1::2, 1] = d.imag, -d.real  # Im <s, d> = sum(x dy - y dx)
+    terms[0::2, 2] = terms[1::2, 3] = 1.0
+    return terms, complex(mean), float((d.real**2 + d.imag**2).sum())
+
+
+_MEAN_SHAPE_TERMS = _fit_terms(MEAN_SHAPE)  # the usual target, worked out once (two fits a face a frame)
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> np.ndarray:
@@ -117,17 +131,22 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, rotation: bool = True) -> n
     if np.isnan(src).any():
         ok = ~np.isnan(src).any(axis=1)
         src, dst = src[ok], np.asarray(dst)[ok]
-    # As complex numbers z = x + iy the fit is one division: a + ib = <s, d> / <s, s> (a = scale * cos).
-    s, s_mean = _centred(src)
-    d, d_mean = _MEAN_SHAPE_CENTRED if dst is MEAN_SHAPE else _centred(dst)
-    var = (s.real**2 + s.imag**2).sum()
-    if rotation:
-        ab = (s.conjugate() * d).sum() / var
-    else:
-        ab = np.sqrt((d.real**2 + d.imag**2).sum() / var)
-    shift = d_mean - ab * s_mean
-    a, b = float(np.real(ab)), float(np.imag(ab))
-    return np.array([[a, -b, shift.real], [b, a, shift.imag]], np.float32)
+    if len(src) < 2:
+        return np.full((2, 3), np.nan, np.float32)
+    # As complex numbers z = x + iy the fit is one division: a + ib = <s, d> / <s, s> (a = scale * cos,
+    # s and d about their means); its sums come from one product with dst's terms, on Python floats
+    # after that (two fits a face a frame: numpy's per-call overhead was most of their time).
+    terms, d_mean, d_var = _MEAN_SHAPE_TERMS if dst is MEAN_SHAPE else _fit_terms(dst)
+    v = src.reshape(-1)
+    re, im, sum_x, sum_y = (v @ terms).tolist()
+    n = len(src)
+    mx, my = sum_x / n, sum_y / n
+    var = float(v @ v) - n * (mx * mx + my * my)
+    if not var > 0:  # every point in one place: no transform
+        return np.full((2, 3), np.nan, np.float32)
+    a, b = (re / var, im / var) if rotation else (math.sqrt(d_var / var), 0.0)
+    tx, ty = d_mean.real - (a * mx - b * my), d_mean.imag - (b * mx + a * my)
+    return np.array([[a, -b, tx], [b, a, ty]], np.float32)
 
 
 def framing_transform(points: np.ndarray, rotation: bool = False) -> np.ndarray:
