@@ -64,6 +64,20 @@ def test_fit_similarity_recovers_a_known_transform(angle):
         assert m[0, 1] == 0 and m[1, 0] == 0 and m[0, 0] == m[1, 1] > 0
 
 
+@pytest.mark.parametrize("angle", [0.0, 25.0, -160.0])
+def test_fit_onto_the_mean_shape_recovers_a_known_transform(angle):
+    """The mean shape, the usual target, has its own precomputed terms: the same answer as any other."""
+    truth = similarity(2.6, angle, (-310.0, 1205.5))
+    src = kf.apply_affine(kf.invert_affine(truth), kf.MEAN_SHAPE)
+    np.testing.assert_allclose(kf.fit_similarity(src, kf.MEAN_SHAPE), truth, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(kf.fit_similarity(src, kf.MEAN_SHAPE.copy()), truth, rtol=1e-5, atol=1e-3)
+
+
+def test_fit_similarity_of_points_in_one_place_is_nan_not_an_error():
+    assert np.isnan(kf.fit_similarity(np.full((15, 2), 7.0), kf.MEAN_SHAPE)).all()
+    assert np.isnan(kf.fit_similarity(np.full((15, 2), np.nan), kf.MEAN_SHAPE)).all()
+
+
 def test_fit_similarity_ignores_nan_source_points():
     rng = np.random.default_rng(2)
     src = rng.uniform(0, 100, (15, 2))
