@@ -1,7 +1,7 @@
 """Accuracy of the whole tracker on still images, against 68-point labels mapped to the 15 Kaggle points.
 
     python -m benchmarks.accuracy [../shared/data/ytf68] [--weights weights/cascade.pt] [--all]
-    python -m benchmarks.accuracy --pts helen/testset [--detector yunet]
+    python -m benchmarks.accuracy --pts helen/testset [--detector yunet] [--resize 0.25]
 
 By default it scores the identities the shipped weights never saw: the validation split of
 `python -m train fit` (15% of identities, split seed 0). `--all` scores every image of the folder
@@ -9,7 +9,8 @@ By default it scores the identities the shipped weights never saw: the validatio
 beside a same-name `.pts`, e.g. HELEN's test set). Each image goes through `Tracker.process_image`,
 as `run_tracker.py --image` does: detection (`--detector`: Haar by default), framing, cascade. Reports
 faces found, NME (mean point error over the outer-eye-corner distance) mean and median, failures
-(NME > 0.10), AUC at 0.10 and milliseconds an image.
+(NME > 0.10), AUC at 0.10 and milliseconds an image. `--resize F` scores every image F times its size
+(labels moved with it): the same faces smaller or larger, to check that points scale with the face.
 Truth is in 0-based pixel centres, as our output (the labels' 1-based points converted when read).
 """
 from __future__ import annotations
@@ -42,6 +43,20 @@ def pts_images(root: Path) -> Labelled:
     from train.folders import pts_items  # here: train's modules load torch, which the tracker's runs never need
 
     return [(image, points.astype(np.float64)) for image, points, _ in pts_items(root)]
+
+
+def read_resized(path: Path, factor: float = 1.0) -> np.ndarray:
+    """An image read `factor` times its size (area-averaged when shrunk); the labels of the resized
+    image are `resized_points` of the original's."""
+    image = cv2.imread(str(path))
+    if factor == 1.0 or image is None:
+        return image
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def resized_points(points: np.ndarray, factor: float) -> np.ndarray:
+    """Pixel-centre coordinates in an image resized by `factor` (OpenCV's resize: x -> (x + 0.5) f - 0.5)."""
+    return (points + 0.5) * factor - 0.5
 
 
 def heldout_rows(table, val_fraction: float = 0.15, split_seed: int = 0) -> np.ndarray:
@@ -117,14 +132,19 @@ def main() -> None:
     ap.add_argument("--pts", type=Path, metavar="DIR", help="score a 300-W style folder (image + .pts) instead")
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS),
                     help=f"the face detector, with its still-image settings (default {DEFAULT_DETECTOR})")
+    ap.add_argument("--resize", type=float, default=1.0, metavar="F",
+                    help="score every image F times its size, its labels moved with it (default 1)")
     args = ap.parse_args()
+    if not args.resize > 0:
+        raise SystemExit("error: --resize must be above 0")
     try:
         images = pts_images(args.pts) if args.pts else ytf68_images(Path(args.root), heldout_only=not args.all)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
+    images = [(path, resized_points(truth, args.resize)) for path, truth in images]
     tracker = Tracker(args.weights, "cpu", detector=make_detector(args.detector, images=True))
     start = time.perf_counter()
-    s, _ = scored([[f.points for f in tracker.process_image(cv2.imread(str(path)))] for path, _ in images], images)
+    s, _ = scored([[f.points for f in tracker.process_image(read_resized(path, args.resize))] for path, _ in images], images)
     ms = (time.perf_counter() - start) / len(images) * 1e3
     print(f"{args.detector}: {s['images']} images, {ms:.0f} ms each (reading included): found {s['found']:.1%}, "
           f"NME mean {s['nme_mean']:.4f}, median {s['nme_median']:.4f}, failures {s['failure']:.1%}, "

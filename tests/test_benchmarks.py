@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import sections
-from benchmarks.accuracy import nme_of_best, offsets, pts_images, score, ytf68_images
+from benchmarks.accuracy import nme_of_best, offsets, pts_images, read_resized, resized_points, score, ytf68_images
 from benchmarks.peers import PEERS, VENVS
 from benchmarks.peers.peer_io import CSV_HEADER as PEER_HEADER
 from benchmarks.report import helen_lines
@@ -54,6 +54,21 @@ def pts_folder(folder: Path, names: tuple[str, ...] = HELD_OUT) -> Path:
         (folder / image.name).symlink_to(image)
         (folder / image.name).with_suffix(".pts").write_text("".join(f"{x:.3f} {y:.3f}\n" for x, y in points))
     return folder
+
+
+@pytest.mark.parametrize("factor", [0.25, 0.5, 3.0])
+def test_resized_labels_follow_the_image(tmp_path: Path, factor: float):
+    """`--resize`: a soft spot's centroid in the resized image is where its label moved."""
+    import cv2
+
+    spot = np.array([[71.3, 52.6]])
+    ys, xs = np.mgrid[:128, :160]
+    image = 250 * np.exp(-((xs - spot[0, 0]) ** 2 + (ys - spot[0, 1]) ** 2) / (2 * 8.0**2))
+    cv2.imwrite(str(tmp_path / "spot.png"), np.repeat(image.round().astype(np.uint8)[:, :, None], 3, axis=2))
+    resized = read_resized(tmp_path / "spot.png", factor)[:, :, 0].astype(np.float64)
+    ys, xs = np.mgrid[: resized.shape[0], : resized.shape[1]]
+    centroid = np.array([(resized * xs).sum(), (resized * ys).sum()]) / resized.sum()
+    np.testing.assert_allclose(centroid, resized_points(spot, factor)[0], atol=0.02 * max(factor, 1))
 
 
 def test_a_pts_folder_gives_the_same_labels_as_ytf68(tmp_path: Path):
