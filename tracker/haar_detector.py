@@ -43,9 +43,13 @@ REGION_SETTINGS = (1.1, 3)
 TILTS = (20.0, -20.0, 40.0, -40.0)
 # The turned copies are searched on a frame no larger than this (px, longer side): a copy holding all
 # of a turned frame is about twice its area, so four copies of a 640-px photo at full size would cost
-# ~8 upright passes, at 320 px ~2 (a face must then be ~40 px wide, at 640 px, to be found tilted;
-# ~21 upright).
-TURNED_MAX_SIDE = 320
+# ~8 upright passes. Video, searched at 320 px, turns its frames at that size. Photos, searched at
+# 640, are turned at 240: a face must then be 8% of the photo's longer side to be found tilted (3%
+# upright). Against 320 there: held-out faces turned 30 and 45 degrees 6 of 600 missed (7), turned 0
+# and 15 degrees 1 of 450 (1), HELEN test found 99.1% (99.1%), a 759x500 photo's copies ~185 ms (~250).
+# On video 240 cost a pickup: a face tilted in the first frame of the events' tilted clip, found 5
+# frames late.
+TURNED_MAX_SIDE, PHOTO_TURNED_MAX_SIDE = 320, 240
 # A routine look (video, faces tracked) adds a turned copy this rarely: on the benchmark page's 640x480
 # clip, one every fourth look made detection 0.60 -> 0.90 ms a frame and the run ~20% slower.
 ROUTINE_TURN_EVERY = 8
@@ -98,7 +102,8 @@ class HaarDetector:
     neighbours) of a pass of OpenCV's alt2 cascade where the default one finds nothing, or None;
     `angles`: the frame's turned copies the first cascade also searches (degrees), for tilted heads;
     `profile`: OpenCV's profile-face cascade also searches the frame and its mirror image (heads
-    turned to either side), at the first cascade's settings.
+    turned to either side), at the first cascade's settings; `turned_max_side`: the turned copies'
+    longer side at most (px).
 
     Why alt2 behind the default: on the composed event clips (benchmarks/events.py, 320-px frames,
     step 1.2, 4 neighbours) the default cascade finds 151 of 183 faces in view, alt2 176; one face
@@ -116,7 +121,7 @@ class HaarDetector:
     def for_images(cls, profile: bool = False) -> HaarDetector:
         """Still images: time is no object, so a finer, more permissive detection than for video."""
         return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2), angles=TILTS,
-                   profile=profile)
+                   profile=profile, turned_max_side=PHOTO_TURNED_MAX_SIDE)
 
     @classmethod
     def framing_from_box(cls, box: Box) -> np.ndarray:
@@ -130,8 +135,9 @@ class HaarDetector:
 
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
                  fallback: tuple[float, int] | None = (1.2, 4), angles: tuple[float, ...] = TILTS,
-                 profile: bool = False) -> None:
+                 profile: bool = False, turned_max_side: int = TURNED_MAX_SIDE) -> None:
         self.fallback = fallback
+        self.turned_max_side = turned_max_side
         self.max_side, self.scale_step = max_side, scale_step
         self.min_face = min_face
         self.min_neighbors = min_neighbors
@@ -277,7 +283,7 @@ class HaarDetector:
             angles = (self.angles[look // ROUTINE_TURN_EVERY % len(self.angles)],) if turn else ()
         if not angles:
             return no_candidates()
-        shrink = min(1.0, TURNED_MAX_SIDE / max(small.shape[:2]))
+        shrink = min(1.0, self.turned_max_side / max(small.shape[:2]))
         if shrink < 1:
             small = cv2.resize(small, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
             min_size = (max(20, round(min_size[0] * shrink)),) * 2
