@@ -46,7 +46,7 @@ TILTS = (20.0, -20.0, 40.0, -40.0)
 # ~8 upright passes. Video, searched at 320 px, turns its frames at that size. Photos, searched at
 # 640, are turned at 240: a face must then be 8% of the photo's longer side to be found tilted (3%
 # upright). Against 320 there: held-out faces turned 30 and 45 degrees 6 of 600 missed (7), turned 0
-# and 15 degrees 1 of 450 (1), HELEN test found 99.1% (99.1%), a 759x500 photo's copies ~185 ms (~250).
+# and 15 degrees 1 of 450 (1), HELEN test found 99.1% (99.1%); a 759x500 photo's faces in ~185 ms (~250).
 # On video 240 cost a pickup: a face tilted in the first frame of the events' tilted clip, found 5
 # frames late.
 TURNED_MAX_SIDE, PHOTO_TURNED_MAX_SIDE = 320, 240
@@ -290,7 +290,7 @@ class HaarDetector:
         # Half the copies here and half on the helper thread, with a copy of the cascade of its own: a
         # search the tracker waits on (a video's first frame, a scene cut) takes about half the time
         # on two cores. OpenCV's own threads (a photo's upright pass uses them) are off meanwhile: on
-        # top of these two they cost time (two cores, a 759x500 photo's copies: ~300 -> ~220 ms).
+        # top of these two they cost time (two cores, a 759x500 photo's copies at 320 px: ~240 -> ~190 ms).
         here, there = (self._alt2, self._turned_beside[1]) if alt2 else (self._first, self._turned_beside[0])
         opencv_threads = cv2.getNumThreads()
         if opencv_threads != 1:
