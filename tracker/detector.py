@@ -9,12 +9,29 @@ one class with these members, registered in `tracker.detectors`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from kaggle_framing import CROP_SIZE
 from tracker.pipeline import Box
+
+
+@contextmanager
+def opencv_threads(count: int) -> Iterator[None]:
+    """OpenCV's thread pool at `count` threads inside the block, and as it was after it. (The tracker
+    keeps it at one beside its own threads; a photo's detection has the machine to itself.)"""
+    previous = cv2.getNumThreads()
+    if count != previous:
+        cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        if count != previous:
+            cv2.setNumThreads(previous)
 
 
 class DetectorError(RuntimeError):

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.detector import DetectorError, box_from_framing, framing_from_box, no_candidates
+from tracker.detector import DetectorError, box_from_framing, framing_from_box, no_candidates, opencv_threads
 from tracker.pipeline import Box
 
 
@@ -292,19 +292,13 @@ class HaarDetector:
         # on two cores. OpenCV's own threads (a photo's upright pass uses them) are off meanwhile: on
         # top of these two they cost time (two cores, a 759x500 photo's copies at 320 px: ~240 -> ~190 ms).
         here, there = (self._alt2, self._turned_beside[1]) if alt2 else (self._first, self._turned_beside[0])
-        opencv_threads = cv2.getNumThreads()
-        if opencv_threads != 1:
-            cv2.setNumThreads(1)
-        try:
+        with opencv_threads(1):
             beside = (self._beside.submit(self._turned_pass_all, there, small, angles[1::2], settings, min_size)
                       if len(angles) > 1 else None)
             found, votes = self._turned_pass_all(here, small, angles[::2], settings, min_size)
             if beside is not None:
                 more, more_votes = beside.result()
                 found, votes = found + more, votes + more_votes
-        finally:
-            if opencv_threads != 1:
-                cv2.setNumThreads(opencv_threads)
         if not found:
             return no_candidates()
         found, votes = np.array(found, np.float32), np.array(votes)

@@ -35,7 +35,7 @@ from kaggle_framing import CROP_SIZE, MEAN_SHAPE, apply_affine, fit_similarity, 
 from kaggle_framing.crop import to_gray, warp_crop
 from kaggle_framing.weights_contract import DEFAULT_WEIGHTS
 from tracker.background import BackgroundJobs
-from tracker.detector import Detector, box_from_framing, framing_from_box
+from tracker.detector import Detector, box_from_framing, framing_from_box, opencv_threads
 from tracker.haar_detector import HaarDetector
 from tracker.keypoint_model import KeypointModel
 from tracker.one_euro import OneEuroFilter
@@ -539,11 +539,8 @@ class Tracker:
         t = time.perf_counter()
         # A still image has the machine to itself: OpenCV's threads split the detector's scales (a
         # 759x500 photo, 2 cores: 160 -> 90 ms).
-        cv2.setNumThreads(self.opencv_threads)
-        try:
+        with opencv_threads(self.opencv_threads):
             boxes = self.detector.detect(gray)
-        finally:
-            cv2.setNumThreads(1)
         self._timed("detect", t)
         if len(boxes) == 0:
             return []
