@@ -103,7 +103,8 @@ class HaarDetector:
     `angles`: the frame's turned copies the first cascade also searches (degrees), for tilted heads;
     `profile`: OpenCV's profile-face cascade also searches the frame and its mirror image (heads
     turned to either side), at the first cascade's settings; `turned_max_side`: the turned copies'
-    longer side at most (px).
+    longer side at most (px); `load_fallback_first`: the fallback cascade loads with the first one, on
+    the helper thread (a video's first search runs both), not where first used (`for_images`).
 
     Why alt2 behind the default: on the composed event clips (benchmarks/events.py, 320-px frames,
     step 1.2, 4 neighbours) the default cascade finds 151 of 183 faces in view, alt2 176; one face
@@ -121,7 +122,7 @@ class HaarDetector:
     def for_images(cls, profile: bool = False) -> HaarDetector:
         """Still images: time is no object, so a finer, more permissive detection than for video."""
         return cls(max_side=640, min_face=0.05, min_neighbors=3, scale_step=1.1, fallback=(1.05, 2), angles=TILTS,
-                   profile=profile, turned_max_side=PHOTO_TURNED_MAX_SIDE)
+                   profile=profile, turned_max_side=PHOTO_TURNED_MAX_SIDE, load_fallback_first=False)
 
     @classmethod
     def framing_from_box(cls, box: Box) -> np.ndarray:
@@ -135,7 +136,7 @@ class HaarDetector:
 
     def __init__(self, max_side: int = 320, min_face: float = 0.1, min_neighbors: int = 4, scale_step: float = 1.2,
                  fallback: tuple[float, int] | None = (1.2, 4), angles: tuple[float, ...] = TILTS,
-                 profile: bool = False, turned_max_side: int = TURNED_MAX_SIDE) -> None:
+                 profile: bool = False, turned_max_side: int = TURNED_MAX_SIDE, load_fallback_first: bool = True) -> None:
         self.fallback = fallback
         self.turned_max_side = turned_max_side
         self.max_side, self.scale_step = max_side, scale_step
@@ -145,11 +146,13 @@ class HaarDetector:
         self._routine_looks = 0  # routine looks so far (see `_turned_passes`)
         self._region_looks = 0  # region searches so far (see `detect`)
         # The first cascade loads (its XML: ~40 ms) on the helper thread while the caller goes on
-        # loading the model and opening its input; the first detection waits for it if it must. The
-        # alt2 ones (~30 ms each) load where first used: a photo whose faces the first finds never
-        # needs them. The helper thread also runs passes beside the caller's (OpenCV gives up the
-        # GIL), each with a cascade of its own: alt2 beside the first cascade where both run (`both`,
-        # regions: a search the tracker waits on, 640x480, ~40 -> ~20 ms), half of the turned copies.
+        # loading the model and opening its input; the first detection waits for it if it must. So
+        # does alt2 for video (~17 ms: a video's first search runs both, and waited that long for it).
+        # For photos alt2 loads where first used (a photo whose faces the first finds never needs
+        # it), as the turned copies' alt2 always does. The helper thread also runs passes beside the
+        # caller's (OpenCV gives up the GIL), each with a cascade of its own: alt2 beside the first
+        # cascade where both run (`both`, regions: a search the tracker waits on, 640x480, ~40 -> ~20
+        # ms), half of the turned copies.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haar")
 
         def load(name: str, now: bool = True) -> _Cascade:
@@ -157,7 +160,7 @@ class HaarDetector:
 
         default, alt2 = "haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml"
         self._first = load(default)
-        self._alt2 = load(alt2, now=False) if fallback is not None else None
+        self._alt2 = load(alt2, now=load_fallback_first) if fallback is not None else None
         self._profile = load("haarcascade_profileface.xml") if profile else None
         # (first, alt2) for the turned copies on the helper thread (see `_turned_passes`)
         self._turned_beside = (load(default) if self.angles else None,
