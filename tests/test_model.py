@@ -73,3 +73,16 @@ def test_patches_are_centred_on_the_points():
     torch.testing.assert_close(patches[4, m - 1 : m + 1, m - 1 : m + 1], torch.full((2, 2), 0.25))
     assert float(patches[4].sum()) == 1.0
     assert patches[0].max() == 0.0  # the other points' patches do not see it
+
+
+def test_patches_at_points_that_are_not_numbers():
+    """A diverged model's NaN or infinite level-1 points still give patches (valid indices for the
+    gather), so its NaN reaches the loss and the diverged-run check instead of an indexing error."""
+    model = CascadeCNN().eval()
+    x = torch.rand(1, 1, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(0))
+    centres = torch.full((1, NUM_KEYPOINTS, 2), 40.0)
+    centres[0, 0, 0], centres[0, 1, 1], centres[0, 2, 0] = float("nan"), float("inf"), -float("inf")
+    patches = model.patches(x, centres)
+    assert patches.shape == (NUM_KEYPOINTS, 1, model.patch, model.patch) and torch.isfinite(patches).all()
+    # Infinities sit on the border, as a far-off point does (border padding).
+    torch.testing.assert_close(patches[1], model.patches(x, torch.where(centres.isinf(), 1e6, centres))[1])
