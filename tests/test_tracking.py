@@ -375,6 +375,18 @@ def test_frames_without_faces_give_nothing(tracker, name):
     assert tracker.process_image(frame) == []
 
 
+def test_a_photo_is_searched_on_every_core_beside_other_trackers(tracker, monkeypatch):
+    """Each Tracker sets OpenCV's pool to one thread (video keeps its own threads); a still image's
+    search still gets every core, whichever Tracker in the process runs it (the module's `tracker`
+    has already set the pool to one when this one is built)."""
+    still = Tracker(str(require(WEIGHTS)), "cpu", detector=HaarDetector.for_images())
+    threads, detect = [], still.detector.detect
+    monkeypatch.setattr(still.detector, "detect", lambda gray: threads.append(cv2.getNumThreads()) or detect(gray))
+    assert len(still.process_image(cv2.imread(str(require(OBAMAS))))) == 2
+    assert threads == [cv2.getNumberOfCPUs()] and cv2.getNumThreads() == 1
+    still.close()
+
+
 def test_blurred_noise_gives_no_face(tracker):
     """Haar fires on some of these frames (4 of 20); the presence score rejects what it finds."""
     with_faces = []

@@ -225,7 +225,9 @@ class Tracker:
         # The tracker spreads its work over its own threads (video decoder, detector worker, model);
         # OpenCV's thread pool on top puts detector work on the model's core and spins (2-core
         # machine, 2400-frame clip: system time 2.4 -> 1.0 s, wall time 12-13 -> 10.4-12 s).
-        self.opencv_threads = cv2.getNumThreads()
+        # A still image's detection runs on every core OpenCV may use (see process_image): their
+        # count, not the pool's, which another Tracker in this process may have set to one.
+        self.photo_threads = cv2.getNumberOfCPUs()
         cv2.setNumThreads(1)
         self.detector = detector or HaarDetector()
         self.smooth, self.max_faces = smooth, max_faces
@@ -539,7 +541,7 @@ class Tracker:
         t = time.perf_counter()
         # A still image has the machine to itself: OpenCV's threads split the detector's scales (a
         # 759x500 photo, 2 cores: 160 -> 90 ms).
-        with opencv_threads(self.opencv_threads):
+        with opencv_threads(self.photo_threads):
             boxes = self.detector.detect(gray)
         self._timed("detect", t)
         if len(boxes) == 0:
